@@ -1,0 +1,21 @@
+# locallm: raw corpus -> aligned local language model, its predictions and a citable report.
+# Rules live in workflow/rules/, their scripts in workflow/scripts/, the library in
+# workflow/scripts/locallm/. Options: workflow/schemas/config.schema.yaml (explained in config/README.md).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpus.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,7 @@
+"""Make the `locallm` library importable in tests, and share small fixtures."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))

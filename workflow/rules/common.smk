@@ -1,0 +1,57 @@
+# Config validation, wildcard constraints and input functions shared by every rule file.
+
+import glob
+import hashlib
+
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+
+SHARDS = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
+SPLITS = ["train", "validation", "test"]
+VARIANTS = list(config["variants"])
+
+
+wildcard_constraints:
+    shard=r"\d{3}",
+    split="train|validation|test",
+    variant="|".join(VARIANTS),
+
+
+SOTU_JSONL = "resources/sotu/sotu.jsonl"
+
+
+def corpus_files():
+    """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
+    if config["corpus"]["source"] == "sotu":
+        return [SOTU_JSONL]
+    files = sorted({f for pattern in config["corpus"]["paths"] for f in glob.glob(pattern)})
+    if not files:
+        raise WorkflowError(
+            f"config corpus.paths {config['corpus']['paths']!r} matches no file "
+            f"(relative to {os.getcwd()})"
+        )
+    return files
+
+
+def settings_digest(*settings):
+    """A short hash of settings, for params whose change must re-run a rule."""
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
+
+
+def data_targets():
+    return [
+        "results/corpus/ingest_report.tsv",
+        "results/dedup/duplicates.parquet",
+        "results/clusters/summary.tsv",
+        "results/clusters/map.png",
+        "results/filtered/filter_report.tsv",
+        expand("results/splits/{split}.parquet", split=SPLITS),
+        "results/splits/split_report.tsv",
+    ]
+
+
+def all_targets():
+    return data_targets()

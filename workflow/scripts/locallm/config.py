@@ -1,0 +1,63 @@
+"""Load a workflow config and fill in the schema's defaults, outside Snakemake (tests, CLI tools)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+def _validator_with_defaults(schema: dict) -> jsonschema.protocols.Validator:
+    """A validator that fills `default`s while it validates, as snakemake.utils.validate does."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        for name, prop in properties.items():
+            if "default" in prop and isinstance(instance, dict):
+                instance.setdefault(name, copy.deepcopy(prop["default"]))
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def with_defaults(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate `config` against the schema and return a copy with every default filled in."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    filled = copy.deepcopy(config or {})
+    try:
+        _validator_with_defaults(schema).validate(filled)
+    except jsonschema.ValidationError as error:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ValueError(f"config key {key}: {error.message}") from None
+    return filled
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and fill in defaults."""
+    return with_defaults(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def variant_settings(config: dict[str, Any], variant: str) -> dict[str, Any]:
+    """The training settings of one variant: `training` defaults overridden by the variant's keys.
+
+    `base`, `revision` and `trust_remote_code` fall back to the `model` section.
+    """
+    if variant not in config["variants"]:
+        allowed = ", ".join(sorted(config["variants"]))
+        raise KeyError(f"unknown variant {variant!r}; config `variants` has: {allowed}")
+    settings = {**config["training"], **config["variants"][variant]}
+    for key in ("base", "revision", "trust_remote_code"):
+        settings.setdefault(key, config["model"][key])
+    unknown = set(config["variants"][variant]) - set(config["training"]) - {"base", "revision", "trust_remote_code"}
+    if unknown:
+        raise KeyError(
+            f"config variants.{variant}: unknown key(s) {sorted(unknown)}; "
+            f"allowed: base, revision, trust_remote_code, {', '.join(sorted(config['training']))}"
+        )
+    return settings
