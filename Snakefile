@@ -12,7 +12,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
-include: "workflow/rules/data.smk"
+include: "workflow/rules/dedup.smk"
+include: "workflow/rules/clustering.smk"
+include: "workflow/rules/filtering.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/inference.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

@@ -54,4 +54,5 @@ def data_targets():
 
 
 def all_targets():
-    return data_targets()
+    # model_targets() and evaluation_targets() are defined in model.smk and evaluation.smk.
+    return data_targets() + model_targets() + evaluation_targets()

@@ -1,0 +1,1 @@
+# Rules of the clustering part (see DESIGN.md).

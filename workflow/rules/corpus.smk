@@ -1,0 +1,1 @@
+# Rules of the corpus part (see DESIGN.md).

@@ -1,0 +1,1 @@
+# Rules of the dedup part (see DESIGN.md).

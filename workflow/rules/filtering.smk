@@ -1,0 +1,1 @@
+# Rules of the filtering part (see DESIGN.md).

@@ -1,0 +1,1 @@
+# Rules of batched inference: infer per variant x stage x shard, gather.

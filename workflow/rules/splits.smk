@@ -1,0 +1,1 @@
+# Rules of the splits part (see DESIGN.md).
