@@ -1,0 +1,41 @@
+"""Atomic writes: a failed write leaves no file that looks finished."""
+
+import pandas as pd
+import pytest
+from locallm.tables import atomic_dir, atomic_path, read_table, write_table
+
+
+def test_write_table_round_trips_without_index(tmp_path):
+    df = pd.DataFrame({"doc_id": ["a", "b"], "n": [1, 2]}, index=[5, 9])
+    write_table(df, tmp_path / "t.parquet")
+    back = read_table(tmp_path / "t.parquet")
+    assert back.to_dict("list") == {"doc_id": ["a", "b"], "n": [1, 2]}
+    assert list(back.index) == [0, 1]
+
+
+def test_failed_atomic_write_leaves_neither_output_nor_temp_file(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_replaces_old_folder_only_on_success(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "new").write_text("new")
+        raise RuntimeError("killed")
+    assert [p.name for p in target.iterdir()] == ["old"]
+    with atomic_dir(target) as tmp:
+        (tmp / "new").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_read_table_names_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
+        read_table(tmp_path / "nowhere.parquet")
