@@ -1,7 +1,57 @@
-"""Make the `locallm` library importable in tests, and share small fixtures."""
+"""Make the `locallm` library importable in tests, and share one workflow copy across tests."""
 
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+WORKFLOW_FILES = ["Snakefile", "config", "workflow", "envs", "profiles"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow (not results) into `dest`, so a test run never touches the checkout."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake in `workdir` on config/test.yaml; on failure show its output and the logs."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--configfile",
+        "config/test.yaml",
+    ]
+    result = subprocess.run(
+        [*command, *args], cwd=workdir, capture_output=True, text=True, env={**os.environ}
+    )
+    if check and result.returncode != 0:
+        logs = "\n".join(
+            f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))
+        )
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stderr[-6000:]}\n{logs[-12000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def test_workflow(tmp_path_factory) -> Path:
+    """One copy of the workflow per test session; tests build the targets they need in it.
+
+    Snakemake only runs what is missing, so the data half is built once for all workflow tests.
+    """
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))

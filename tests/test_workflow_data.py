@@ -1,0 +1,61 @@
+"""The workflow as a user runs it: dry-run, lint, and the data half on config/test.yaml."""
+
+import pandas as pd
+from conftest import ROOT, snakemake
+
+
+def test_dry_run_of_default_config_prints_the_dag():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    for rule in ["ingest", "minhash", "dedup", "filter", "split"]:
+        assert f"rule {rule}:" in result.stdout or f"localrule {rule}:" in result.stdout
+
+
+def test_lint_is_clean():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (
+        "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+    ), result.stdout + result.stderr
+
+
+def test_data_half_accounts_for_every_record(test_workflow):
+    snakemake(test_workflow, "results/splits/split_report.tsv")
+    corpus = pd.concat(
+        pd.read_parquet(p) for p in sorted((test_workflow / "results/corpus").glob("*.parquet"))
+    )
+    filtered = pd.concat(
+        pd.read_parquet(p) for p in sorted((test_workflow / "results/filtered").glob("*.parquet"))
+    )
+    filter_rejects = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((test_workflow / "results/filtered/rejects").glob("*.parquet"))
+    )
+    splits = {
+        s: pd.read_parquet(test_workflow / f"results/splits/{s}.parquet")
+        for s in ["train", "validation", "test"]
+    }
+    split_rejects = pd.read_parquet(test_workflow / "results/splits/rejects.parquet")
+
+    assert corpus.doc_id.is_unique
+    assert set(filtered.doc_id) | set(filter_rejects.doc_id) == set(corpus.doc_id)
+    assert len(filtered) + len(filter_rejects) == len(corpus)
+    in_splits = pd.concat(splits.values())
+    assert len(in_splits) + len(split_rejects) == len(filtered)
+    assert set(in_splits.doc_id) | set(split_rejects.doc_id) == set(filtered.doc_id)
+    # No group straddles two splits.
+    assert in_splits.groupby("group_id").split.nunique().max() == 1
+    for columns in ["doc_id", "group_id", "text", "party", "year"]:
+        assert columns in splits["train"].columns
