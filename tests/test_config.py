@@ -48,3 +48,12 @@ def test_variant_with_unknown_key_names_it():
     config = with_defaults({"variants": {"v": {"lora_rank": 4}}})
     with pytest.raises(KeyError, match="lora_rank"):
         variant_settings(config, "v")
+
+
+def test_config_readme_matches_schema():
+    from locallm.config import options_markdown
+
+    committed = (ROOT / "config" / "README.md").read_text()
+    assert committed == options_markdown(), (
+        "config/README.md is stale: run `cd workflow/scripts && python -m locallm.config > ../../config/README.md`"
+    )

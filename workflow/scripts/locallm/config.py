@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,55 @@ def variant_settings(config: dict[str, Any], variant: str) -> dict[str, Any]:
     settings = {**config["training"], **config["variants"][variant]}
     for key in ("base", "revision", "trust_remote_code"):
         settings.setdefault(key, config["model"][key])
-    unknown = set(config["variants"][variant]) - set(config["training"]) - {"base", "revision", "trust_remote_code"}
+    unknown = (
+        set(config["variants"][variant])
+        - set(config["training"])
+        - {"base", "revision", "trust_remote_code"}
+    )
     if unknown:
         raise KeyError(
             f"config variants.{variant}: unknown key(s) {sorted(unknown)}; "
             f"allowed: base, revision, trust_remote_code, {', '.join(sorted(config['training']))}"
         )
     return settings
+
+
+def _rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, description) for every option of `schema`, depth first."""
+    rows = []
+    for name, prop in schema.get("properties", {}).items():
+        key = f"{prefix}{name}"
+        default = prop.get("default", "")
+        if not (isinstance(default, dict) and prop.get("properties")):
+            shown = "" if "default" not in prop else f"`{json.dumps(default)}`"
+            description = " ".join(prop.get("description", "").split())
+            if "enum" in prop:
+                description += f" One of: {', '.join(f'`{v}`' for v in prop['enum'])}."
+            rows.append((key, shown, description.strip()))
+        else:
+            rows.append((key, "", " ".join(prop.get("description", "").split())))
+        rows.extend(_rows(prop, prefix=f"{key}."))
+    return rows
+
+
+def options_markdown() -> str:
+    """config/README.md, generated from the schema so that the two never disagree."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from `workflow/schemas/config.schema.yaml` by `python -m locallm.config`",
+        "(run from `workflow/scripts`); a test fails when the two differ. Snakemake validates the",
+        "config against that schema and fills in these defaults. `config/config.yaml` is the demo,",
+        "`config/test.yaml` the tiny CI run; pass your own with `--configfile my.yaml`.",
+        "",
+        "| option | default | meaning |",
+        "|---|---|---|",
+    ]
+    for key, default, description in _rows(schema):
+        lines.append(f"| `{key}` | {default} | {description.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(options_markdown(), end="")
