@@ -55,5 +55,6 @@ def test_config_readme_matches_schema():
 
     committed = (ROOT / "config" / "README.md").read_text()
     assert committed == options_markdown(), (
-        "config/README.md is stale: run `cd workflow/scripts && python -m locallm.config > ../../config/README.md`"
+        "config/README.md is stale: run "
+        "`cd workflow/scripts && python -m locallm.config > ../../config/README.md`"
     )

@@ -1,4 +1,4 @@
-"""Load a workflow config and fill in the schema's defaults, outside Snakemake (tests, CLI tools)."""
+"""Load a config and fill in the schema's defaults outside Snakemake (tests, CLI tools, docs)."""
 
 from __future__ import annotations
 
