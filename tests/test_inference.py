@@ -1,0 +1,252 @@
+"""Batched inference: batching order, label scoring, tolerant parsing, self-consistency."""
+
+import numpy as np
+import pytest
+import torch
+from locallm.inference import (
+    generate_texts,
+    label_continuations,
+    label_log_likelihoods,
+    label_probabilities,
+    length_sorted_batches,
+    majority_vote,
+    parse_label,
+    predict,
+)
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
+    "{% if m['role'] == 'assistant' %}<eos>{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+TEXTS = [
+    "Which party? The union is strong and our economy grows.",
+    "We must cut taxes, balance the budget and defend the nation.",
+    "Health care for every family and schools for every child.",
+    "Democratic Republican answer label",
+]
+SETTINGS = {
+    "mode": "classify",
+    "label_scoring": "sum",
+    "batch_size": 3,
+    "max_new_tokens": 4,
+    "do_sample": False,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "num_samples": 1,
+}
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE with pad, EOS and a chat template, trained on a few sentences."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<eos>", "<|user|>", "<|assistant|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(TEXTS * 3, trainer)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+def tiny_llama(tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def conversation(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return tiny_llama(tokenizer)
+
+
+@pytest.fixture(scope="module")
+def republican_model(tokenizer):
+    """A tiny Llama trained for a few dozen steps to answer every prompt with 'Republican'."""
+    model = tiny_llama(tokenizer, seed=1).train()
+    texts = [
+        tokenizer.apply_chat_template(
+            [*conversation(t), {"role": "assistant", "content": "Republican"}], tokenize=False
+        )
+        for t in TEXTS
+    ]
+    batch = tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = model(**batch, labels=labels).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+class EchoModel(torch.nn.Module):
+    """A fake model whose 'generation' repeats its prompt, so an output names its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.batch_sizes = []
+
+    def generate(self, input_ids, attention_mask, num_return_sequences=1, **_):
+        self.batch_sizes.append(len(input_ids))
+        # Generated tokens follow the (left-padded) prompt; echo it again, padding first.
+        echoed = input_ids.repeat_interleave(num_return_sequences, 0)
+        return torch.cat([echoed, echoed], dim=1)
+
+
+def test_length_sorted_batches_run_longest_first_and_cover_every_index():
+    batches = length_sorted_batches([3, 10, 1, 7, 7], batch_size=2)
+    assert batches == [[1, 3], [4, 0], [2]]
+
+
+def test_generate_restores_input_order_after_length_sorted_batching(tokenizer):
+    prompts = ["a", "the union is strong", "we must", "health care for every family", "cut"]
+    echo = EchoModel()
+    outputs = generate_texts(echo, tokenizer, prompts, batch_size=2, max_new_tokens=4)
+    assert outputs == [[p] for p in prompts]
+    assert echo.batch_sizes == [2, 2, 1]
+
+
+def test_generate_returns_num_samples_per_prompt_in_order(tokenizer):
+    prompts = ["we must", "a", "health care"]
+    outputs = generate_texts(
+        EchoModel(), tokenizer, prompts, batch_size=2, max_new_tokens=4, num_samples=3
+    )
+    assert outputs == [[p] * 3 for p in prompts]
+
+
+def test_batched_greedy_generation_equals_one_prompt_at_a_time(tokenizer, model):
+    prompts = [t[: 10 + 9 * i] for i, t in enumerate(TEXTS)]
+    batched = generate_texts(model, tokenizer, prompts, batch_size=4, max_new_tokens=6)
+    single = generate_texts(model, tokenizer, prompts, batch_size=1, max_new_tokens=6)
+    assert batched == single
+    assert any(len(o[0]) > 0 for o in batched)
+
+
+def test_seeded_sampling_is_reproducible(tokenizer, model):
+    kwargs = {"batch_size": 2, "max_new_tokens": 6, "do_sample": True, "num_samples": 3}
+    first = generate_texts(model, tokenizer, TEXTS, seed=5, **kwargs)
+    again = generate_texts(model, tokenizer, TEXTS, seed=5, **kwargs)
+    assert first == again
+
+
+def test_label_continuation_is_the_templated_answer_with_eos(tokenizer):
+    conts = label_continuations(tokenizer, conversation("x"), ["Democratic", "Republican"])
+    assert conts == ["Democratic<eos>", "Republican<eos>"]
+
+
+def test_cached_batched_label_scores_equal_full_sequence_scores(tokenizer, model):
+    prompts = [tokenizer.apply_chat_template(conversation(t), tokenize=False,
+                                             add_generation_prompt=True) for t in TEXTS]  # fmt: skip
+    conts = ["Democratic<eos>", "Republican<eos>", "a<eos>"]
+    scores, n_tokens = label_log_likelihoods(model, tokenizer, prompts, conts, batch_size=3)
+    for i, prompt in enumerate(prompts):
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        for j, cont in enumerate(conts):
+            c_ids = tokenizer(cont, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([p_ids + c_ids])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=ids).logits[0], -1)
+            expected = sum(logp[len(p_ids) - 1 + k, t].item() for k, t in enumerate(c_ids))
+            assert scores[i, j] == pytest.approx(expected, abs=1e-4)
+            assert n_tokens[j] == len(c_ids)
+
+
+def test_classify_picks_the_label_the_model_was_trained_to_prefer(tokenizer, republican_model):
+    unseen = [conversation("A new passage about roads and bridges."), conversation("Peace.")]
+    frame = predict(
+        republican_model, tokenizer, unseen, SETTINGS, ["Democratic", "Republican"], seed=0
+    )
+    assert frame["parsed_label"].tolist() == ["Republican", "Republican"]
+    assert (frame["prob_Republican"] > 0.9).all()
+    assert np.allclose(frame["prob_Democratic"] + frame["prob_Republican"], 1.0)
+
+
+def test_generate_mode_parses_the_preferred_label(tokenizer, republican_model):
+    settings = {**SETTINGS, "mode": "generate"}
+    frame = predict(
+        republican_model,
+        tokenizer,
+        [conversation("Peace.")],
+        settings,
+        ["Democratic", "Republican"],
+        0,
+    )
+    assert frame["output"].tolist() == ["Republican"]
+    assert frame["parsed_label"].tolist() == ["Republican"]
+    assert frame["vote_share"].tolist() == [1.0]
+    assert frame["unmatched"].tolist() == [False]
+
+
+def test_sum_scoring_favours_fewer_tokens_and_mean_scoring_does_not():
+    # Label A: one token of log-prob -1; label B: three tokens of -0.5 each (sum -1.5).
+    ll, n_tokens = np.array([[-1.0, -1.5]]), np.array([1, 3])
+    summed = label_probabilities(ll, n_tokens, "sum")
+    mean = label_probabilities(ll, n_tokens, "mean")
+    assert summed[0] == pytest.approx([1 / (1 + np.exp(-0.5)), 1 - 1 / (1 + np.exp(-0.5))])
+    assert mean[0] == pytest.approx([1 / (1 + np.exp(0.5)), 1 - 1 / (1 + np.exp(0.5))])
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("Republican", "Republican"),
+        ("  republican.\n", "Republican"),
+        ("REPUBLICAN!", "Republican"),
+        ("The answer is: Democratic", "Democratic"),
+        ("Answer: democratic", "Democratic"),
+        ('"Democratic"', "Democratic"),
+        ("Democratic, because of the tone", "Democratic"),
+        ("I think this is Republican rhetoric", "Republican"),
+        ("Democratic-Republican", "Democratic-Republican"),
+        ("Democratic or Republican", None),
+        ("Whig", None),
+        ("", None),
+    ],
+)
+def test_parse_label_is_tolerant_and_marks_unmatched(output, expected):
+    labels = ["Democratic", "Republican", "Democratic-Republican"]
+    assert parse_label(output, labels) == expected
+
+
+def test_majority_vote_counts_unmatched_samples_in_the_share():
+    assert majority_vote(["A", None, "B", "A", None]) == ("A", 0.4)
+    assert majority_vote(["B", "A", "A", "B"]) == ("B", 0.5)  # tie: earliest sample wins
+    assert majority_vote([None, None]) == (None, 0.0)
+
+
+def test_generate_mode_marks_unmatched_outputs_without_dropping_rows(tokenizer):
+    settings = {**SETTINGS, "mode": "generate"}
+    rows = [conversation("Republican"), conversation("Whig")]
+    frame = predict(EchoModel(), tokenizer, rows, settings, ["Democratic", "Republican"], 0)
+    assert len(frame) == 2
+    assert frame["unmatched"].tolist() == [False, True]
+    assert frame["parsed_label"].isna().tolist() == [False, True]
