@@ -1,0 +1,247 @@
+"""Find and load models: the base (builtin:tiny, a local folder, a Hub id) and a stage on top.
+
+`load_stage_model` is the one loader for training and inference: 4-bit NF4 for QLoRA, 16/32-bit
+otherwise, safetensors only, remote code only when the config says so, and adapters only on the base
+they were trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from locallm.logs import get_logger
+
+log = get_logger("models")
+
+TINY = "builtin:tiny"
+RUN_INFO = "run_info.json"
+# A Hub id is `name` or `owner/name` of letters, digits, `-`, `_` and `.`.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# What a model needs from a Hub repository: weights as safetensors, configs, tokenizer files.
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.md"]
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A base model that is neither a local folder nor a reachable or cached Hub id."""
+
+
+class AdapterMismatchError(ValueError):
+    """An adapter (or fine-tuned model) trained on another base than the one configured."""
+
+
+def on_gpu() -> bool:
+    """True when this process trains and infers on a CUDA GPU."""
+    return torch.cuda.is_available()
+
+
+def compute_dtype() -> torch.dtype:
+    """bf16 on a GPU that supports it, fp32 on the CPU (CPU bf16 matmuls are slow and lossy)."""
+    if on_gpu() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve_base_path(
+    settings: dict[str, Any], bootstrapped_dir: str = "results/models/base"
+) -> str:
+    """The folder or Hub id of the variant's base (`builtin:tiny`: the bootstrapped folder)."""
+    base = settings["base"]
+    if base == TINY:
+        return bootstrapped_dir
+    if Path(base).expanduser().is_dir():
+        return str(Path(base).expanduser())
+    if HUB_ID.match(base) and not base.startswith("."):
+        return base
+    raise ModelNotFoundError(
+        f"config base {base!r}: no such folder (looked in {Path(base).expanduser().resolve()}) "
+        f"and not a Hub id (owner/name); save a model there with save_pretrained or name a Hub id"
+    )
+
+
+def local_model_dir(base_path: str, settings: dict[str, Any]) -> str:
+    """A local folder holding the base: the path itself, or the Hub snapshot in the cache."""
+    if Path(base_path).is_dir():
+        return base_path
+    if not HUB_ID.match(base_path):
+        raise ModelNotFoundError(
+            f"model folder {base_path!r} not found (looked in {Path(base_path).resolve()})"
+        )
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    cache = settings.get("cache_dir") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+    try:
+        return snapshot_download(
+            base_path,
+            revision=settings.get("revision"),
+            cache_dir=settings.get("cache_dir"),
+            local_files_only=offline,
+            allow_patterns=HUB_FILES,
+        )
+    except Exception as error:  # noqa: BLE001 - every failure here means "not available"
+        where = f"the Hub cache under {cache}" + (
+            " (HF_HUB_OFFLINE is set)" if offline else " and huggingface.co"
+        )
+        fetch = f"hf download {base_path}" + (
+            f" --revision {settings['revision']}" if settings.get("revision") else ""
+        )
+        raise ModelNotFoundError(
+            f"model {base_path!r} not found: no local folder of that name, nor in {where} "
+            f"({type(error).__name__}); fetch it on a machine with internet with `{fetch}` "
+            f"(same HF_HOME / model.cache_dir), or set the variant's base to a local folder"
+        ) from None
+
+
+def fingerprint(model_dir: str | os.PathLike) -> str:
+    """A short hash of a saved model: its config, tokenizer and the ends of its weight files.
+
+    Hashing whole weight files would cost minutes for a 7B model; the ends differ between any two
+    trainings, and sizes and config catch a different architecture.
+    """
+    model_dir = Path(model_dir)
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json"):
+        if (model_dir / name).exists():
+            digest.update((model_dir / name).read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with open(weights, "rb") as stream:
+            digest.update(stream.read(1 << 20))
+            stream.seek(max(0, size - (1 << 20)))
+            digest.update(stream.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def check_same_base(stage_dir: str | os.PathLike, base_dir: str, base_print: str) -> None:
+    """Refuse a stage trained on another base than `base_dir` (fingerprint in its run_info.json)."""
+    stage_dir = Path(stage_dir)
+    info_path = stage_dir / RUN_INFO
+    if info_path.exists():
+        trained_on = json.loads(info_path.read_text()).get("base_fingerprint")
+        if trained_on and trained_on != base_print:
+            raise AdapterMismatchError(
+                f"{stage_dir} was trained on another base (fingerprint {trained_on}) than "
+                f"{base_dir} (fingerprint {base_print}); retrain it on this base or configure "
+                "the base it was trained on"
+            )
+        return
+    adapter_config = stage_dir / "adapter_config.json"
+    if adapter_config.exists():
+        trained_on = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+        if trained_on and Path(trained_on).name != Path(base_dir).name:
+            raise AdapterMismatchError(
+                f"adapter {stage_dir} was trained on {trained_on!r}, not on {base_dir!r}; "
+                f"configure that base or retrain the adapter"
+            )
+
+
+def quantization_config(settings: dict[str, Any]):
+    """4-bit NF4 with double quantization for QLoRA; None for the other methods."""
+    if settings["method"] != "qlora":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype(),
+    )
+
+
+def _device_map() -> dict[str, int] | None:
+    """Each process's GPU (its LOCAL_RANK under torchrun), or None on the CPU."""
+    if not on_gpu():
+        return None
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+
+
+def load_tokenizer(path: str, settings: dict[str, Any]):
+    """The tokenizer at `path`, with a pad and an EOS token (added and logged when missing)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, revision=settings.get("revision"), trust_remote_code=settings["trust_remote_code"]
+    )
+    if tokenizer.eos_token is None:
+        tokenizer.add_special_tokens({"eos_token": "<|end|>"})
+        log.warning("tokenizer at %s has no EOS token: added <|end|> (saved with each stage)", path)
+    if tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token:
+        # A pad distinct from EOS, so masking padding never masks the EOS the model must learn.
+        tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
+        log.warning("tokenizer at %s has no pad token distinct from EOS: added <|pad|>", path)
+    return tokenizer
+
+
+def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool):
+    """AutoModelForCausalLM.from_pretrained with the project's safety and precision settings."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        path,
+        revision=settings.get("revision") if not Path(path).is_dir() else None,
+        trust_remote_code=settings["trust_remote_code"],
+        use_safetensors=True,
+        dtype=compute_dtype(),
+        quantization_config=quantization_config(settings) if quantize else None,
+        device_map=_device_map(),
+        attn_implementation="sdpa",
+    )
+
+
+def load_stage_model(
+    settings: dict[str, Any],
+    base_path: str,
+    adapter_dir: str | None,
+    *,
+    trainable: bool = False,
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of a stage: the base, plus the adapter at `adapter_dir` (or, for method
+    `full`, the fine-tuned model saved there). QLoRA loads the base in 4-bit NF4.
+
+    `trainable` prepares a 4-bit base for training and loads the adapter with trainable weights.
+    """
+    method = settings["method"]
+    if method not in ("qlora", "lora", "full"):
+        raise ValueError(f"config method {method!r}: allowed values are qlora, lora, full")
+    base_dir = local_model_dir(base_path, settings)
+    if adapter_dir is not None:
+        if not Path(adapter_dir).is_dir():
+            raise ModelNotFoundError(
+                f"stage folder {adapter_dir!r} not found; run its training rule first"
+            )
+        check_same_base(adapter_dir, base_dir, fingerprint(base_dir))
+    has_tokenizer = (
+        adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").exists()
+    )
+    tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir, settings)
+
+    if method == "full":
+        model = _from_pretrained(adapter_dir or base_dir, settings, quantize=False)
+    else:
+        model = _from_pretrained(base_dir, settings, quantize=method == "qlora")
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    if method == "qlora" and trainable:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings["gradient_checkpointing"]
+        )
+    if method != "full" and adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    if not trainable:
+        model.eval()
+    return model, tokenizer
