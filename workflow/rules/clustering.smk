@@ -1,1 +1,69 @@
-# Rules of the clustering part (see DESIGN.md).
+# Rules of the clustering part (see DESIGN.md): fit on a seeded sample of the whole corpus, assign
+# every shard, then describe the clusters (topic table, map, shares by a metadata column).
+
+
+rule cluster_fit:
+    input:
+        corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
+    output:
+        model="results/clusters/model.pkl",
+    log:
+        "logs/cluster_fit/cluster_fit.log",
+    benchmark:
+        "benchmarks/cluster_fit/cluster_fit.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        settings=config["cluster"],
+        seed=config["seed"],
+    script:
+        "../scripts/cluster_fit.py"
+
+
+rule cluster_assign:
+    input:
+        model="results/clusters/model.pkl",
+        corpus="results/corpus/{shard}.parquet",
+    output:
+        assignments="results/clusters/assignments/{shard}.parquet",
+    log:
+        "logs/cluster_assign/{shard}.log",
+    benchmark:
+        "benchmarks/cluster_assign/{shard}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    script:
+        "../scripts/cluster_assign.py"
+
+
+rule cluster_summary:
+    input:
+        model="results/clusters/model.pkl",
+        assignments=expand("results/clusters/assignments/{shard}.parquet", shard=SHARDS),
+        corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
+    output:
+        summary=report(
+            "results/clusters/summary.tsv", category="Corpus", subcategory="Clusters"
+        ),
+        map=report(
+            "results/clusters/map.png", category="Corpus", subcategory="Clusters"
+        ),
+        shares=report(
+            "results/clusters/shares.tsv", category="Corpus", subcategory="Clusters"
+        ),
+        shares_png=report(
+            "results/clusters/shares.png", category="Corpus", subcategory="Clusters"
+        ),
+    log:
+        "logs/cluster_summary/cluster_summary.log",
+    benchmark:
+        "benchmarks/cluster_summary/cluster_summary.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        settings=config["cluster"],
+        seed=config["seed"],
+    script:
+        "../scripts/cluster_summary.py"

@@ -1,1 +1,30 @@
-# Rules of the splits part (see DESIGN.md).
+# Rules of the splits part (see DESIGN.md): whole groups to train/validation/test by a seeded hash,
+# then a leakage check (groups and near duplicates straddling train and test).
+
+
+rule split:
+    input:
+        filtered=expand("results/filtered/{shard}.parquet", shard=SHARDS),
+        duplicates="results/dedup/duplicates.parquet",
+    output:
+        train="results/splits/train.parquet",
+        validation="results/splits/validation.parquet",
+        test="results/splits/test.parquet",
+        rejects="results/splits/rejects.parquet",
+        report=report(
+            "results/splits/split_report.tsv", category="Corpus", subcategory="Splits"
+        ),
+    log:
+        "logs/split/split.log",
+    benchmark:
+        "benchmarks/split/split.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        settings=config["split"],
+        task=config["task"],
+        seed=config["seed"],
+    script:
+        "../scripts/split.py"

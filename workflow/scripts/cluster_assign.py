@@ -1,0 +1,9 @@
+from locallm.clustering import assign_shard
+from locallm.logs import log_to
+
+with log_to(snakemake.log[0]):
+    assign_shard(
+        model=snakemake.input.model,
+        corpus=snakemake.input.corpus,
+        assignments=snakemake.output.assignments,
+    )
