@@ -1,0 +1,373 @@
+"""Ingest: readers, repair and NFC, chunking, sharding, rejects and the accounting identity."""
+
+import json
+import shutil
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from locallm.config import with_defaults
+from locallm.corpus import (
+    chunk_text,
+    file_shard,
+    ingest_records,
+    ingest_report,
+    ingest_shard,
+    normalise,
+    read_records,
+    shards_by_file,
+)
+
+MESSY = Path(__file__).parent / "data" / "messy"
+MESSY_FILES = sorted(str(p) for p in MESSY.iterdir() if p.suffix != ".md")
+
+
+def corpus_settings(**overrides) -> dict:
+    """The corpus section with the schema's defaults and `overrides`."""
+    return with_defaults({"corpus": overrides})["corpus"]
+
+
+def ingest_all(files: list[str], settings: dict) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
+    """Kept and rejected rows of every shard, with the raw count each shard saw."""
+    kept, rejected, raws = [], [], []
+    for shard in range(settings["shards"]):
+        k, r, raw = ingest_records(files, shard, settings)
+        kept.append(k.assign(shard=shard))
+        rejected.append(r.assign(shard=shard))
+        raws.append(raw)
+    return pd.concat(kept, ignore_index=True), pd.concat(rejected, ignore_index=True), raws
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> str:
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+# --- readers ----------------------------------------------------------------------------------
+
+
+def test_txt_is_one_document_per_file(tmp_path):
+    path = write(tmp_path / "a.txt", "First paragraph.\n\nSecond paragraph.\n")
+    records = list(read_records(path, corpus_settings()))
+    assert [r.fields["text"] for r in records] == ["First paragraph.\n\nSecond paragraph.\n"]
+
+
+def test_txt_paragraphs_split_on_blank_lines_with_line_numbers(tmp_path):
+    path = write(tmp_path / "a.txt", "One\nstill one.\n\n  \nTwo.\n\n\nThree.")
+    records = list(read_records(path, corpus_settings(txt_split="paragraphs")))
+    assert [r.fields["text"] for r in records] == ["One\nstill one.", "Two.", "Three."]
+    assert [r.index for r in records] == [0, 1, 2]
+    assert [r.line for r in records] == [1, 5, 8]
+
+
+def test_csv_reads_quoted_multiline_cells_and_names_malformed_rows(tmp_path):
+    path = write(tmp_path / "a.csv", 'text,year\n"x, y",1990\n"two\nlines",1991\nbad,1,2\n')
+    records = list(read_records(path, corpus_settings()))
+    assert records[0].fields == {"text": "x, y", "year": "1990"}
+    assert records[1].fields == {"text": "two\nlines", "year": "1991"}
+    assert records[2].problem == ("malformed_row", f"{path} line 5: 3 fields, the header has 2")
+
+
+def test_tsv_splits_on_tabs(tmp_path):
+    path = write(tmp_path / "a.tsv", "text\tparty\nhello, world\tWhig\n")
+    records = list(read_records(path, corpus_settings()))
+    assert records[0].fields == {"text": "hello, world", "party": "Whig"}
+
+
+def test_jsonl_rejects_broken_and_non_object_lines_with_line_numbers(tmp_path):
+    path = write(tmp_path / "a.jsonl", '{"text": "ok"}\n{"text": \n\n[1, 2]\n')
+    records = list(read_records(path, corpus_settings()))
+    assert records[0].fields == {"text": "ok"}
+    assert records[1].problem[0] == "malformed_row"
+    assert records[1].problem[1].startswith(f"{path} line 2: not valid JSON")
+    assert records[2].problem == ("malformed_row", f"{path} line 4: a JSON list, not an object")
+    assert [r.index for r in records] == [0, 1, 2]
+
+
+def test_parquet_is_one_record_per_row(tmp_path):
+    path = tmp_path / "a.parquet"
+    pd.DataFrame({"text": ["a", "b"], "year": [1, 2]}).to_parquet(path)
+    records = list(read_records(path, corpus_settings()))
+    assert [r.fields for r in records] == [{"text": "a", "year": 1}, {"text": "b", "year": 2}]
+
+
+def test_unknown_suffix_is_an_error_naming_the_file(tmp_path):
+    path = write(tmp_path / "a.docx", "x")
+    with pytest.raises(ValueError, match=r"a\.docx: unknown suffix '\.docx'"):
+        read_records(path, corpus_settings())
+
+
+def test_undecodable_bytes_reject_the_row_naming_the_encoding(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes("text\nfine\ncaf\u00e9\n".encode("latin-1"))
+    records = list(read_records(path, corpus_settings()))
+    assert records[0].fields == {"text": "fine"}
+    assert records[1].problem == (
+        "undecodable",
+        f"{path.as_posix()} line 3: bytes b'\\xe9' are not valid utf-8",
+    )
+
+
+def test_configured_encoding_decodes_latin1(tmp_path):
+    path = write(tmp_path / "a.txt", "caf\u00e9", encoding="latin-1")
+    records = list(read_records(path, corpus_settings(encoding="latin-1")))
+    assert records[0].fields["text"] == "caf\u00e9"
+
+
+# --- normalisation ----------------------------------------------------------------------------
+
+
+def test_ftfy_repairs_mojibake():
+    assert normalise("cafÃ©", fix_encoding=True) == "café"
+
+
+def test_mojibake_stays_without_fix_encoding():
+    assert normalise("cafÃ©", fix_encoding=False) == "cafÃ©"
+
+
+def test_nfc_composes_combining_characters():
+    decomposed = "cafe\u0301"
+    out = normalise(decomposed, fix_encoding=False)
+    assert out == "caf\u00e9"
+    assert unicodedata.is_normalized("NFC", out)
+
+
+# --- chunking ---------------------------------------------------------------------------------
+
+PARAGRAPHS = [
+    "Short one.",
+    "A medium paragraph that says a little more than the first one does.",
+    "Tiny.",
+    "This is a long paragraph. It has several sentences! Does it fit? It does not fit in "
+    "forty characters at all, so it is cut at sentence ends first and then at words.",
+    "Supercalifragilisticexpialidociousandevenlongerwordthanthelimit ends it.",
+]
+DOCUMENT = "\n\n".join(PARAGRAPHS)
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("limit", [20, 40, 80, 200])
+def test_no_chunk_is_longer_than_the_limit(limit):
+    assert max(len(c) for c in chunk_text(DOCUMENT, limit)) <= limit
+
+
+@pytest.mark.parametrize("limit", [20, 40, 80, 200])
+def test_chunking_preserves_text_modulo_whitespace(limit):
+    assert squash("".join(chunk_text(DOCUMENT, limit))) == squash(DOCUMENT)
+
+
+def test_paragraphs_that_fit_stay_whole_and_are_packed_greedily():
+    chunks = chunk_text(DOCUMENT, 75)
+    assert chunks[0] == "Short one."  # the next paragraph (68 characters) does not fit beside it
+    assert chunks[1] == PARAGRAPHS[1] + "\n\nTiny."
+    for paragraph in PARAGRAPHS[:3]:
+        assert sum(paragraph in c for c in chunks) == 1
+
+
+def test_long_paragraph_is_cut_at_sentence_ends():
+    chunks = chunk_text(PARAGRAPHS[3], 60)
+    assert chunks[0] == "This is a long paragraph. It has several sentences!"
+
+
+def test_chunk_chars_zero_keeps_the_document_whole():
+    assert chunk_text(DOCUMENT, 0) == [DOCUMENT]
+
+
+def test_chunks_share_their_documents_group_id(tmp_path):
+    path = write(tmp_path / "a.jsonl", json.dumps({"text": DOCUMENT}) + "\n")
+    kept, rejected, _ = ingest_records([path], 0, corpus_settings(chunk_chars=40, shards=1))
+    assert len(kept) > 1
+    assert kept.group_id.unique().tolist() == [f"{Path(path).as_posix()}:0"]
+    assert kept.doc_id.tolist() == [f"{Path(path).as_posix()}:0#{k}" for k in range(len(kept))]
+    assert kept.chunk.tolist() == list(range(len(kept)))
+    assert rejected.empty
+
+
+# --- ids, groups, metadata --------------------------------------------------------------------
+
+
+def test_id_group_and_metadata_columns_are_carried(tmp_path):
+    rows = [
+        {"id": "a", "speech": "s1", "year": 1990, "text": "One."},
+        {"id": "b", "speech": "s1", "year": 1991, "text": "Two."},
+    ]
+    path = write(tmp_path / "a.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    settings = corpus_settings(
+        id_column="id", group_column="speech", metadata_columns=["year"], shards=1
+    )
+    kept, _, _ = ingest_records([path], 0, settings)
+    assert kept.doc_id.tolist() == ["a", "b"]
+    assert kept.group_id.tolist() == ["s1", "s1"]
+    assert kept.year.tolist() == [1990, 1991]
+    assert kept.columns.tolist() == [
+        "doc_id", "group_id", "text", "year", "source", "source_record", "chunk"
+    ]  # fmt: skip
+
+
+def test_duplicate_id_keeps_the_first_and_rejects_the_second(tmp_path):
+    rows = [{"id": "a", "text": "One."}, {"id": "a", "text": "Again."}]
+    path = write(tmp_path / "a.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    kept, rejected, _ = ingest_records([path], 0, corpus_settings(id_column="id", shards=1))
+    assert kept.text.tolist() == ["One."]
+    assert rejected.reason.tolist() == ["duplicate_id"]
+    assert rejected.doc_id.tolist() == ["a"]
+
+
+def test_duplicate_id_is_found_across_strided_shards(tmp_path):
+    rows = [{"id": "a", "text": "One."}, {"id": "a", "text": "Again."}]
+    path = write(tmp_path / "a.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    kept, rejected, _ = ingest_all([path], corpus_settings(id_column="id", shards=2))
+    assert kept.shard.tolist() == [0]
+    assert rejected[["shard", "reason"]].values.tolist() == [[1, "duplicate_id"]]
+
+
+def test_column_missing_from_a_csv_header_rejects_every_record_naming_it(tmp_path):
+    path = write(tmp_path / "a.csv", "text\nOne.\nTwo.\n")
+    settings = corpus_settings(metadata_columns=["party"], shards=1)
+    kept, rejected, raw = ingest_records([path], 0, settings)
+    assert kept.empty and raw == 2
+    assert rejected.reason.tolist() == ["missing_column"] * 2
+    assert rejected.detail[0] == (
+        f"{Path(path).as_posix()} line 2: no column 'party' (it has: text)"
+    )
+
+
+def test_metadata_column_named_like_an_output_column_is_a_config_error(tmp_path):
+    path = write(tmp_path / "a.jsonl", '{"text": "x"}\n')
+    with pytest.raises(ValueError, match="corpus.metadata_columns"):
+        ingest_records([path], 0, corpus_settings(metadata_columns=["source"]))
+
+
+# --- sharding ---------------------------------------------------------------------------------
+
+
+def test_file_shard_is_stable_and_in_range():
+    paths = [f"data/file_{i}.csv" for i in range(50)]
+    first = [file_shard(p, 4) for p in paths]
+    assert first == [file_shard(p, 4) for p in paths]
+    assert set(first) == {0, 1, 2, 3}
+    assert file_shard("data/x.csv", 4) == file_shard(Path("data/x.csv"), 4)
+
+
+def test_fewer_files_than_shards_strides_records():
+    assert shards_by_file(3, 2)
+    assert not shards_by_file(1, 2)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 7])
+def test_every_record_lands_in_exactly_one_shard(tmp_path, shards):
+    files = [
+        write(tmp_path / f"f{i}.jsonl", "".join(f'{{"text": "d{i}-{j}"}}\n' for j in range(5)))
+        for i in range(4)
+    ]
+    kept, rejected, raws = ingest_all(files, corpus_settings(shards=shards))
+    assert rejected.empty
+    assert sorted(kept.text) == sorted(f"d{i}-{j}" for i in range(4) for j in range(5))
+    assert sum(raws) == 20
+
+
+# --- the messy corpus -------------------------------------------------------------------------
+
+MESSY_REJECTS = [
+    ("empty.txt", 0, "empty_text"),
+    ("latin1.txt", 0, "undecodable"),
+    ("records.jsonl", 1, "malformed_row"),
+    ("records.jsonl", 2, "malformed_row"),
+    ("records.jsonl", 3, "missing_column"),
+    ("table.csv", 1, "malformed_row"),
+    ("table.csv", 2, "empty_text"),
+    ("table.parquet", 1, "empty_text"),
+]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 9])
+def test_messy_corpus_rejects_with_exact_reasons_and_accounts_for_every_record(shards):
+    kept, rejected, raws = ingest_all(MESSY_FILES, corpus_settings(shards=shards))
+    names = rejected.source.map(lambda s: Path(s).name)
+    found = sorted(zip(names, rejected.source_record, rejected.reason, strict=True))
+    assert found == MESSY_REJECTS
+    assert kept.source_record.groupby(kept.source).nunique().sum() == 6
+    # raw records = kept records + rejected records, per shard and in total
+    for shard, raw in enumerate(raws):
+        mine = kept[kept.shard == shard]
+        assert (
+            raw == len(mine.groupby(["source", "source_record"])) + (rejected.shard == shard).sum()
+        )
+    assert sum(raws) == 14
+
+
+def test_messy_corpus_repairs_mojibake_and_names_lines():
+    kept, rejected, _ = ingest_all(MESSY_FILES, corpus_settings(shards=1))
+    assert "Le café est ouvert." in kept.text[kept.source.str.endswith("good.txt")].iloc[0]
+    details = rejected.set_index(
+        rejected.source.map(lambda s: Path(s).name) + ":" + rejected.reason
+    ).detail
+    assert details["latin1.txt:undecodable"].endswith("line 1: bytes b'\\xe9' are not valid utf-8")
+    assert details["table.csv:malformed_row"].endswith(
+        "table.csv line 3: 3 fields, the header has 2"
+    )
+    assert "records.jsonl line 5: no column 'text'" in details["records.jsonl:missing_column"]
+
+
+def test_ingest_report_checks_the_identity_over_written_shards(tmp_path):
+    settings = corpus_settings(shards=2)
+    paths = {"kept": [], "rejects": [], "counts": []}
+    for shard in ["000", "001"]:
+        for kind, suffix in (("kept", "parquet"), ("rejects", "parquet"), ("counts", "json")):
+            paths[kind].append(str(tmp_path / f"{kind}-{shard}.{suffix}"))
+        ingest_shard(MESSY_FILES, shard, settings, *(paths[k][-1] for k in paths))
+    report = ingest_report(**paths, shards=["000", "001"])
+    total = report.set_index("shard").loc["all"]
+    assert total.raw_records == 14
+    assert total.kept_records == 6
+    assert total.rejected == 8
+    assert total.rejected_malformed_row == 3
+    assert total.rejected_empty_text == 3
+
+
+def test_ingest_report_fails_when_a_record_is_unaccounted(tmp_path):
+    settings = corpus_settings(shards=1)
+    kept, rejects, counts = (str(tmp_path / n) for n in ("k.parquet", "r.parquet", "c.json"))
+    ingest_shard(MESSY_FILES, "000", settings, kept, rejects, counts)
+    # Lose one rejected record: the identity no longer holds.
+    lost = pd.read_parquet(rejects).iloc[1:]
+    lost.to_parquet(rejects, index=False)
+    with pytest.raises(ValueError, match=r"raw records 14 != kept records 6 \+ rejected 7"):
+        ingest_report([kept], [rejects], [counts], ["000"])
+
+
+def test_ingest_report_fails_on_a_doc_id_in_two_shards(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(MESSY / "records.jsonl", tmp_path / name / "records.jsonl")
+    settings = corpus_settings(shards=1, id_column="author")
+    paths = []
+    for shard, name in enumerate(("a", "b")):
+        out = [str(tmp_path / f"{kind}-{shard}") for kind in ("k", "r", "c")]
+        ingest_shard([str(tmp_path / name / "records.jsonl")], "000", settings, *out)
+        paths.append(out)
+    kept, rejects, counts = (list(p) for p in zip(*paths, strict=True))
+    with pytest.raises(ValueError, match="doc_id repeats across shards"):
+        ingest_report(kept, rejects, counts, ["000", "001"])
+
+
+# --- the embedded corpus ----------------------------------------------------------------------
+
+
+def test_export_sotu_writes_237_addresses_with_stable_ids(tmp_path):
+    from locallm.sotu import export_sotu
+
+    export_sotu(tmp_path / "sotu.jsonl")
+    records = [json.loads(line) for line in (tmp_path / "sotu.jsonl").read_text().splitlines()]
+    assert len(records) == 237
+    assert all(
+        list(r) == ["address_id", "year", "president", "party", "sotu_type", "text"]
+        for r in records
+    )
+    ids = [r["address_id"] for r in records]
+    assert ids[:2] == ["1790-washington-1", "1790-washington-2"]
+    assert len(set(ids)) == 237
