@@ -12,6 +12,7 @@ from locallm.inference import (
     majority_vote,
     parse_label,
     predict,
+    render_prompts,
 )
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -164,8 +165,7 @@ def test_label_continuation_is_the_templated_answer_with_eos(tokenizer):
 
 
 def test_cached_batched_label_scores_equal_full_sequence_scores(tokenizer, model):
-    prompts = [tokenizer.apply_chat_template(conversation(t), tokenize=False,
-                                             add_generation_prompt=True) for t in TEXTS]  # fmt: skip
+    prompts = render_prompts(tokenizer, [conversation(t) for t in TEXTS])
     conts = ["Democratic<eos>", "Republican<eos>", "a<eos>"]
     scores, n_tokens = label_log_likelihoods(model, tokenizer, prompts, conts, batch_size=3)
     for i, prompt in enumerate(prompts):

@@ -180,7 +180,7 @@ def label_probabilities(
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-# --- generate: batched generation, parsing, self-consistency ---------------------------------------
+# --- generate: batched generation, parsing, self-consistency -------------------------------------
 
 
 @torch.inference_mode()
@@ -285,7 +285,7 @@ def predict(
     labels: Sequence[str],
     seed: int,
 ) -> pd.DataFrame:
-    """Prompt, output, parsed_label, unmatched and prob_<label> or vote_share, one row per prompt."""
+    """Prompt, output, parsed_label, unmatched, prob_<label> or vote_share: a row per prompt."""
     prompts = render_prompts(tokenizer, conversations)
     frame = pd.DataFrame({"prompt": prompts})
     if settings["mode"] == "classify":
@@ -298,7 +298,10 @@ def predict(
             model, tokenizer, prompts, continuations, batch_size=settings["batch_size"]
         )
         if len(set(n_tokens.tolist())) > 1 and settings["label_scoring"] == "sum":
-            log.info("labels differ in token count %s; scoring sums", dict(zip(labels, n_tokens)))
+            log.info(
+                "labels differ in token count %s; scoring sums",
+                dict(zip(labels, n_tokens, strict=True)),
+            )
         probs = label_probabilities(ll, n_tokens, settings["label_scoring"])
         best = probs.argmax(axis=1)
         frame["output"] = [labels[j] for j in best]
