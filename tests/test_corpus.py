@@ -340,6 +340,13 @@ def test_ingest_report_fails_when_a_record_is_unaccounted(tmp_path):
         ingest_report([kept], [rejects], [counts], ["000"])
 
 
+def test_ingest_report_fails_on_a_record_in_two_shards(tmp_path):
+    kept, rejects, counts = (str(tmp_path / n) for n in ("k.parquet", "r.parquet", "c.json"))
+    ingest_shard(MESSY_FILES, "000", corpus_settings(shards=1), kept, rejects, counts)
+    with pytest.raises(ValueError, match=r"shard 001: 14 record\(s\) also in an earlier shard"):
+        ingest_report([kept] * 2, [rejects] * 2, [counts] * 2, ["000", "001"])
+
+
 def test_ingest_report_fails_on_a_doc_id_in_two_shards(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -351,7 +358,7 @@ def test_ingest_report_fails_on_a_doc_id_in_two_shards(tmp_path):
         ingest_shard([str(tmp_path / name / "records.jsonl")], "000", settings, *out)
         paths.append(out)
     kept, rejects, counts = (list(p) for p in zip(*paths, strict=True))
-    with pytest.raises(ValueError, match="doc_id repeats across shards"):
+    with pytest.raises(ValueError, match="doc_id repeats"):
         ingest_report(kept, rejects, counts, ["000", "001"])
 
 

@@ -42,6 +42,15 @@ log = get_logger(__name__)
 SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 RESERVED = ("doc_id", "group_id", "text", "source", "source_record", "chunk")
 REJECT_COLUMNS = ["source", "source_record", "doc_id", "reason", "detail"]
+REASONS = (
+    "undecodable",
+    "malformed_row",
+    "missing_column",
+    "empty_text",
+    "empty_id",
+    "empty_group",
+    "duplicate_id",
+)
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -509,10 +518,13 @@ def ingest_report(
                 f"shard {shard}: record(s) rejected twice, "
                 f"e.g. {reject_keys[reject_keys.duplicated()].head(3).tolist()}"
             )
-        for key in kept_keys | set(reject_keys):
-            if key in owner:
-                errors.append(f"record {key} is in shard {owner[key]} and shard {shard}")
-            owner[key] = shard
+        doubled = sorted(k for k in kept_keys | set(reject_keys) if k in owner)
+        if doubled:
+            errors.append(
+                f"shard {shard}: {len(doubled)} record(s) also in an earlier shard, "
+                f"e.g. {doubled[0]} (in shard {owner[doubled[0]]})"
+            )
+        owner.update(dict.fromkeys(kept_keys | set(reject_keys), shard))
         if raw != len(kept_keys) + len(rejected):
             errors.append(
                 f"shard {shard}: raw records {raw} != kept records {len(kept_keys)} + "
@@ -525,7 +537,11 @@ def ingest_report(
             "kept_chunks": len(table),
             "rejected": len(rejected),
         }
-        row.update({f"rejected_{reason}": n for reason, n in Counter(rejected.reason).items()})
+        by_reason = Counter(rejected.reason)
+        unknown = sorted(set(by_reason) - set(REASONS))
+        if unknown:
+            errors.append(f"shard {shard}: reject reason(s) {unknown} not in {REASONS}")
+        row.update({f"rejected_{reason}": by_reason[reason] for reason in REASONS})
         rows.append(row)
         tables.append(table.assign(shard=shard))
     all_kept = pd.concat(tables, ignore_index=True)
@@ -533,15 +549,15 @@ def ingest_report(
     if len(repeated):
         examples = repeated.sort_values("doc_id").head(4)
         errors.append(
-            "doc_id repeats across shards (the same id_column value in files of different shards): "
+            "doc_id repeats (the same id_column value in files of different shards): "
             + "; ".join(
                 f"{r.doc_id} in {r.source} (shard {r.shard})" for r in examples.itertuples()
             )
         )
-    report = pd.DataFrame(rows).fillna(0)
+    report = pd.DataFrame(rows)
     total = report.drop(columns="shard").sum().to_dict()
     report = pd.concat([report, pd.DataFrame([{"shard": "all", **total}])], ignore_index=True)
-    reason_columns = sorted(c for c in report.columns if c.startswith("rejected_"))
+    reason_columns = [f"rejected_{reason}" for reason in REASONS]
     report = report[
         ["shard", "raw_records", "kept_records", "kept_chunks", "rejected", *reason_columns]
     ]
