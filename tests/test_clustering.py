@@ -126,7 +126,8 @@ def test_snippet_cuts_at_a_word_boundary():
     assert snippet("short text", 200) == "short text"
 
 
-def test_summarise_writes_topics_examples_and_shares(tmp_path):
+def run_cluster_rules(tmp_path, cfg: dict) -> dict:
+    """Fit, assign per shard and summarise a two-shard two-topic corpus; the output paths."""
     from locallm.clustering import assign_shard, fit_model
 
     docs = two_topic_corpus()
@@ -134,13 +135,25 @@ def test_summarise_writes_topics_examples_and_shares(tmp_path):
     corpus = [tmp_path / "000.parquet", tmp_path / "001.parquet"]
     write_table(docs.iloc[::2], corpus[0])
     write_table(docs.iloc[1::2], corpus[1])
-    cfg = settings(share_by="year", share_bin=10, map_points=30)
     fit_model(corpus, cfg, 1, tmp_path / "model.pkl")
     assignments = [tmp_path / "a0.parquet", tmp_path / "a1.parquet"]
     for c, a in zip(corpus, assignments, strict=True):
         assign_shard(tmp_path / "model.pkl", c, a)
     out = {n: tmp_path / n for n in ["summary.tsv", "map.png", "shares.tsv", "shares.png"]}
     summarise(tmp_path / "model.pkl", assignments, corpus, cfg, 1, *[str(p) for p in out.values()])
+    return out
+
+
+def test_summarise_without_share_by_gives_overall_shares(tmp_path):
+    out = run_cluster_rules(tmp_path, settings(map_points=30))
+    shares = pd.read_csv(out["shares.tsv"], sep="\t")
+    assert shares["bin"].unique().tolist() == ["all"]
+    assert shares["share"].tolist() == [0.5, 0.5]
+    assert shares["share_by"].iloc[0].startswith("(none")
+
+
+def test_summarise_writes_topics_examples_and_shares(tmp_path):
+    out = run_cluster_rules(tmp_path, settings(share_by="year", share_bin=10, map_points=30))
     summary = pd.read_csv(out["summary.tsv"], sep="\t")
     assert summary["size"].tolist() == [20, 20]
     assert summary["share"].sum() == pytest.approx(1.0)

@@ -14,13 +14,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import sparse
 from sklearn.cluster import MiniBatchKMeans
-from sklearn.decomposition import TruncatedSVD
+from sklearn.decomposition import PCA
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from locallm.logs import get_logger
 from locallm.tables import atomic_path, read_table, save_figure, write_table, write_tsv
 
 log = get_logger(__name__)
+
+# Words of two or more characters with at least one letter: amounts like "1,000,000" would
+# otherwise give the term "000", which describes no topic.
+WORD_PATTERN = r"(?u)\b(?=\w*[^\W\d_])\w\w+\b"
 
 # Rows transformed at once when assigning: bounds memory on large shards.
 BATCH_ROWS = 4096
@@ -90,10 +94,15 @@ def fit_clusters(texts: list[str], settings: dict, seed: int) -> ClusterModel:
     k = settings["k"]
     if len(texts) < k:
         raise ValueError(f"config cluster.k is {k} but only {len(texts)} documents to cluster")
-    terms = CountVectorizer(stop_words="english", max_features=settings["max_features"])
+    terms = CountVectorizer(
+        stop_words="english", max_features=settings["max_features"], token_pattern=WORD_PATTERN
+    )
     if settings["features"] == "tfidf":
         vectorizer = TfidfVectorizer(
-            stop_words="english", max_features=settings["max_features"], sublinear_tf=True
+            stop_words="english",
+            max_features=settings["max_features"],
+            sublinear_tf=True,
+            token_pattern=WORD_PATTERN,
         )
         matrix = vectorizer.fit_transform(texts)
         # c-TF-IDF counts over the same vocabulary the clusters were fitted on.
@@ -200,7 +209,7 @@ def _label(cluster: int, terms: list[str]) -> str:
 
 
 def plot_map(model: ClusterModel, texts: list[str], labels: list[str], seed: int) -> Any:
-    """A 2-D TruncatedSVD map of sampled documents coloured by cluster, centroids labelled."""
+    """A 2-D PCA map of sampled documents coloured by cluster, centroids labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,9 +217,11 @@ def plot_map(model: ClusterModel, texts: list[str], labels: list[str], seed: int
 
     matrix = model.transform(texts)
     clusters = model.kmeans.predict(matrix)
-    svd = TruncatedSVD(n_components=2, random_state=seed).fit(matrix)
-    points = svd.transform(matrix)
-    centres = svd.transform(model.kmeans.cluster_centers_)
+    # PCA centres the data (implicitly for sparse TF-IDF); without centring the first component of
+    # an SVD mostly measures document length and the clusters pile up along it.
+    pca = PCA(n_components=2, svd_solver="arpack", random_state=seed).fit(matrix)
+    points = pca.transform(matrix)
+    centres = pca.transform(model.kmeans.cluster_centers_)
     colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
     fig, ax = plt.subplots(figsize=(9, 7))
     for cluster, label in enumerate(labels):
@@ -220,14 +231,14 @@ def plot_map(model: ClusterModel, texts: list[str], labels: list[str], seed: int
             label, centres[cluster], fontsize=8, weight="bold", ha="center",
             bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8},
         )  # fmt: skip
-    ax.set_xlabel("SVD component 1")
-    ax.set_ylabel("SVD component 2")
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
     ax.set_title(f"{len(texts)} sampled documents in {len(labels)} clusters ({model.features})")
     ax.legend(fontsize=7, markerscale=3, loc="best")
     return fig
 
 
-def plot_shares(shares: pd.DataFrame, labels: list[str], share_by: str | None) -> Any:
+def plot_shares(shares: pd.DataFrame, labels: list[str], axis_label: str) -> Any:
     """Cluster shares per bin: stacked areas for a numeric column, stacked bars otherwise."""
     import matplotlib
 
@@ -249,7 +260,7 @@ def plot_shares(shares: pd.DataFrame, labels: list[str], share_by: str | None) -
         wide.plot.bar(stacked=True, ax=ax, color=[colours(i % 20) for i in range(len(labels))])
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of documents")
-    ax.set_xlabel(share_by or "whole corpus (cluster.share_by is null)")
+    ax.set_xlabel(axis_label)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
@@ -361,7 +372,10 @@ def summarise(
     shares = cluster_shares(binned["bin"], binned["cluster"])
     shares.insert(0, "share_by", share_by if share_by else "(none: cluster.share_by is null)")
     write_tsv(shares, shares_tsv)
-    save_figure(plot_shares(shares, labels, share_by), shares_png)
+    axis_label = share_by or "whole corpus (cluster.share_by is null)"
+    if share_by and settings["share_bin"]:
+        axis_label += f" (bins of {settings['share_bin']})"
+    save_figure(plot_shares(shares, labels, axis_label), shares_png)
 
     sample = sample_rows(corpus, settings["map_points"], seed, columns=["text"])
     save_figure(plot_map(fitted, sample["text"].tolist(), labels, seed), map_png)
