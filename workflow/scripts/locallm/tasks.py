@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from locallm.logs import get_logger
+from locallm.tables import read_table, write_table
+
+log = get_logger("tasks")
 
 
 def prompt_columns(task: dict[str, Any]) -> list[str]:
@@ -54,3 +61,159 @@ def other_label(gold: str, labels: list[str], rng: np.random.Generator) -> str:
     if not others:
         raise ValueError(f"config task.labels {labels!r} has no label other than {gold!r}")
     return others[int(rng.integers(len(others)))]
+
+
+def cap_examples(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """At most `limit` rows drawn with the seed, in their original order (None keeps all)."""
+    if limit is None or len(df) <= limit:
+        return df
+    return df.sample(n=limit, random_state=seed).sort_index()
+
+
+def check_labels(df: pd.DataFrame, task: dict[str, Any], table: str) -> None:
+    """Fail on a row whose gold label is not in task.labels (split should have rejected it)."""
+    if task["kind"] != "classify":
+        return
+    bad = df[~df[task["label_column"]].isin(task["labels"])]
+    if len(bad):
+        row = bad.iloc[0]
+        raise ValueError(
+            f"{table}: row doc_id {row['doc_id']!r} has {task['label_column']} "
+            f"{row[task['label_column']]!r}, not one of task.labels {task['labels']}"
+        )
+
+
+def sft_table(df: pd.DataFrame, task: dict[str, Any]) -> pd.DataFrame:
+    """TRL's conversational prompt/completion table: one row per document."""
+    return pd.DataFrame(
+        {
+            "doc_id": df["doc_id"].astype(str).to_numpy(),
+            "group_id": df["group_id"].astype(str).to_numpy(),
+            "prompt": [build_prompt(row, task) for row in df.to_dict("records")],
+            "completion": [
+                [{"role": "assistant", "content": format_target(row, task)}]
+                for row in df.to_dict("records")
+            ],
+        }
+    )
+
+
+def preferences_from_labels(df: pd.DataFrame, task: dict[str, Any], seed: int) -> pd.DataFrame:
+    """TRL prompt/chosen/rejected table (conversational): chosen = gold, rejected = another label."""
+    if task["kind"] != "classify":
+        raise ValueError(
+            "config task.preferences.source `labels` needs task.kind `classify`; "
+            "for `generate` give a file (task.preferences.source: file, task.preferences.path)"
+        )
+    rng = np.random.default_rng(seed)
+    records = df.to_dict("records")
+    gold = [format_target(row, task) for row in records]
+    return pd.DataFrame(
+        {
+            "doc_id": df["doc_id"].astype(str).to_numpy(),
+            "group_id": df["group_id"].astype(str).to_numpy(),
+            "prompt": [build_prompt(row, task) for row in records],
+            "chosen": [[{"role": "assistant", "content": g}] for g in gold],
+            "rejected": [
+                [{"role": "assistant", "content": other_label(g, task["labels"], rng)}]
+                for g in gold
+            ],
+        }
+    )
+
+
+def read_preference_file(path: str) -> pd.DataFrame:
+    """A user's preference file (Parquet, CSV or JSONL) with prompt, chosen, rejected columns."""
+    suffix = Path(path).suffix.lower()
+    if not Path(path).exists():
+        raise FileNotFoundError(f"config task.preferences.path: {path} not found")
+    if suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif suffix in (".csv", ".tsv"):
+        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    elif suffix in (".jsonl", ".json"):
+        df = pd.read_json(path, lines=suffix == ".jsonl")
+    else:
+        raise ValueError(f"config task.preferences.path {path}: use .parquet, .csv, .tsv or .jsonl")
+    missing = [c for c in ("prompt", "chosen", "rejected") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; it has {list(df.columns)}")
+    return df
+
+
+def preferences_from_file(
+    df: pd.DataFrame, task: dict[str, Any], split: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pairs, rejects) of a user's preference rows for one split; bad rows get a reason.
+
+    Rows without a `split` column all belong to train. Plain-text prompts and answers become chat
+    messages (the task's system prompt first).
+    """
+    df = df.reset_index(drop=True)
+    if "split" in df.columns:
+        df = df[df["split"] == split]
+    elif split != "train":
+        df = df.iloc[0:0]
+    doc_id = df["doc_id"].astype(str) if "doc_id" in df else "pref-" + df.index.astype(str)
+    group_id = df["group_id"].astype(str) if "group_id" in df else doc_id
+    df = df.assign(doc_id=doc_id, group_id=group_id)
+    empty = df[["prompt", "chosen", "rejected"]].isna().any(axis=1) | (
+        df[["prompt", "chosen", "rejected"]]
+        .astype(str)
+        .apply(lambda c: c.str.strip() == "")
+        .any(axis=1)
+    )
+    same = ~empty & (df["chosen"].astype(str).str.strip() == df["rejected"].astype(str).str.strip())
+    reason = pd.Series(None, index=df.index, dtype=object)
+    reason[empty] = "build_preferences.missing_field"
+    reason[same] = "build_preferences.chosen_equals_rejected"
+    rejects = df[reason.notna()].assign(reason=reason[reason.notna()])
+    kept = df[reason.isna()]
+    system = [{"role": "system", "content": task["system_prompt"]}] if task["system_prompt"] else []
+    pairs = pd.DataFrame(
+        {
+            "doc_id": kept["doc_id"].to_numpy(),
+            "group_id": kept["group_id"].to_numpy(),
+            "prompt": [[*system, {"role": "user", "content": str(p)}] for p in kept["prompt"]],
+            "chosen": [[{"role": "assistant", "content": str(a)}] for a in kept["chosen"]],
+            "rejected": [[{"role": "assistant", "content": str(a)}] for a in kept["rejected"]],
+        }
+    )
+    return pairs, rejects[["doc_id", "group_id", "reason"]].reset_index(drop=True)
+
+
+def build_sft(split_table: str, output: str, task: dict[str, Any], split: str, seed: int) -> None:
+    """Write the prompt/completion table of one split."""
+    df = read_table(split_table)
+    check_columns(list(df.columns), task, split_table)
+    check_labels(df, task, split_table)
+    capped = cap_examples(df, task["max_examples"].get(split), seed)
+    if len(capped) < len(df):
+        log.info("%s: %d of %d rows (task.max_examples.%s)", split, len(capped), len(df), split)
+    table = sft_table(capped, task)
+    write_table(table, output)
+    log.info("%s: %d prompt/completion rows -> %s", split, len(table), output)
+
+
+def build_preferences(
+    split_table: str, output: str, rejects: str, task: dict[str, Any], split: str, seed: int
+) -> None:
+    """Write the prompt/chosen/rejected table of one split (from labels or the user's file)."""
+    if task["preferences"]["source"] == "file":
+        if not task["preferences"]["path"]:
+            raise ValueError(
+                "config task.preferences.source is `file` but task.preferences.path is null"
+            )
+        pairs, rejected = preferences_from_file(
+            read_preference_file(task["preferences"]["path"]), task, split
+        )
+    else:
+        df = read_table(split_table)
+        check_columns(list(df.columns), task, split_table)
+        check_labels(df, task, split_table)
+        df = cap_examples(df, task["max_examples"].get(split), seed)
+        pairs = preferences_from_labels(df, task, seed)
+        rejected = pd.DataFrame(columns=["doc_id", "group_id", "reason"], dtype=object)
+    write_table(pairs, output)
+    write_table(rejected, rejects)
+    log.info("%s: %d preference pairs, %d rejected", split, len(pairs), len(rejected))

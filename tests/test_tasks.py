@@ -1,0 +1,105 @@
+"""Prompts, targets, SFT tables and preference pairs from a task config."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from locallm.config import with_defaults
+from locallm.tasks import (
+    build_prompt,
+    cap_examples,
+    check_columns,
+    format_target,
+    preferences_from_file,
+    preferences_from_labels,
+    sft_table,
+)
+
+TASK = with_defaults(
+    {
+        "task": {
+            "kind": "classify",
+            "system_prompt": "You label speeches.",
+            "prompt": "Party of the speaker of {year}?\n\n{text}",
+            "label_column": "party",
+            "labels": ["Democratic", "Republican", "Whig"],
+        }
+    }
+)["task"]
+
+DOCS = pd.DataFrame(
+    {
+        "doc_id": ["a", "b", "c"],
+        "group_id": ["g1", "g1", "g2"],
+        "text": ["We shall overcome.", "Tear down this wall.", "Fifty-four forty."],
+        "year": [1965, 1987, 1844],
+        "party": ["Democratic", "Republican", "Whig"],
+    }
+)
+
+
+def test_build_prompt_fills_the_template_after_the_system_message():
+    messages = build_prompt(DOCS.iloc[0], TASK)
+    assert messages == [
+        {"role": "system", "content": "You label speeches."},
+        {"role": "user", "content": "Party of the speaker of 1965?\n\nWe shall overcome."},
+    ]
+
+
+def test_format_target_is_the_gold_label_in_classify_and_the_target_text_in_generate():
+    assert format_target(DOCS.iloc[1], TASK) == "Republican"
+    generate = {**TASK, "kind": "generate", "target_column": "text"}
+    assert format_target(DOCS.iloc[1], generate) == "Tear down this wall."
+
+
+def test_sft_table_is_conversational_prompt_completion_with_ids():
+    table = sft_table(DOCS, TASK)
+    assert table.columns.tolist() == ["doc_id", "group_id", "prompt", "completion"]
+    assert table.completion[2] == [{"role": "assistant", "content": "Whig"}]
+    assert table.prompt[2][-1]["content"].endswith("Fifty-four forty.")
+
+
+def test_check_columns_names_the_missing_column_and_the_config_key():
+    with pytest.raises(ValueError, match=r"'year' \(from task.prompt field \{year\}\)"):
+        check_columns(["doc_id", "text", "party"], TASK, "train.parquet")
+
+
+def test_preferences_from_labels_reject_another_label_drawn_with_the_seed():
+    first = preferences_from_labels(DOCS, TASK, seed=3)
+    again = preferences_from_labels(DOCS, TASK, seed=3)
+    assert first.chosen.map(lambda m: m[0]["content"]).tolist() == DOCS.party.tolist()
+    rejected = first.rejected.map(lambda m: m[0]["content"])
+    assert (rejected != DOCS.party).all()
+    assert rejected.isin(TASK["labels"]).all()
+    assert rejected.tolist() == again.rejected.map(lambda m: m[0]["content"]).tolist()
+
+
+def test_preferences_from_file_rejects_pairs_whose_answers_are_equal_or_missing():
+    rows = pd.DataFrame(
+        {
+            "prompt": ["Q1", "Q2", "Q3"],
+            "chosen": ["yes", "same", None],
+            "rejected": ["no", " same", "x"],
+        }
+    )
+    pairs, rejects = preferences_from_file(rows, TASK, "train")
+    assert pairs.doc_id.tolist() == ["pref-0"]
+    assert pairs.prompt[0][-1] == {"role": "user", "content": "Q1"}
+    assert rejects.reason.tolist() == [
+        "build_preferences.chosen_equals_rejected",
+        "build_preferences.missing_field",
+    ]
+
+
+def test_preferences_from_file_without_split_column_all_go_to_train():
+    rows = pd.DataFrame({"prompt": ["Q"], "chosen": ["a"], "rejected": ["b"]})
+    assert len(preferences_from_file(rows, TASK, "train")[0]) == 1
+    assert len(preferences_from_file(rows, TASK, "test")[0]) == 0
+
+
+def test_cap_examples_draws_with_the_seed_and_keeps_order():
+    df = pd.DataFrame({"x": np.arange(100)})
+    capped = cap_examples(df, 10, seed=1)
+    assert len(capped) == 10
+    assert capped.x.is_monotonic_increasing
+    assert capped.x.tolist() == cap_examples(df, 10, seed=1).x.tolist()
+    assert cap_examples(df, None, seed=1) is df

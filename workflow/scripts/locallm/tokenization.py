@@ -1,0 +1,241 @@
+"""Turn prompt/completion tables into training sequences: chat template, loss mask, packing.
+
+Each example becomes `input_ids` and `labels` (-100 on every prompt token, so the loss is on the
+answer only); the answer ends with EOS. With packing, examples are packed into sequences of
+`max_length` (best-fit decreasing) and `seq_lengths` records where each one starts, so the collator
+gives position ids that restart per example and the model does not attend across them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from locallm.logs import get_logger, warn
+from locallm.tables import atomic_dir, read_table, save_figure, write_tsv
+
+log = get_logger("tokenization")
+
+IGNORE = -100
+
+
+def chat_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool = False) -> list[int]:
+    """Token ids of `messages` rendered by the tokenizer's chat template."""
+    rendered = tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+def tokenize_example(prompt: list[dict], completion: list[dict], tokenizer) -> dict[str, list[int]]:
+    """`input_ids` of prompt + completion, and `labels` that keep only the completion's tokens.
+
+    The completion ends with EOS even when the chat template does not close the turn with it.
+    """
+    prompt_ids = chat_ids(tokenizer, prompt, add_generation_prompt=True)
+    full_ids = chat_ids(tokenizer, [*prompt, *completion])
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        # The model would be trained on a context that differs from the one it sees at inference.
+        raise ValueError(
+            "the chat template renders the prompt differently alone and before the answer; "
+            "set training.chat_template to a template whose generation prompt is a prefix"
+        )
+    if tokenizer.eos_token_id not in full_ids[len(prompt_ids) :]:
+        full_ids.append(tokenizer.eos_token_id)
+    labels = [IGNORE] * len(prompt_ids) + full_ids[len(prompt_ids) :]
+    return {"input_ids": full_ids, "labels": labels}
+
+
+def tokenize_table(sft: pd.DataFrame, tokenizer) -> pd.DataFrame:
+    """Tokenize every row of an SFT table; keeps doc_id and group_id beside the ids."""
+    pairs = zip(sft["prompt"], sft["completion"], strict=True)
+    rows = [tokenize_example(p, c, tokenizer) for p, c in pairs]
+    return pd.DataFrame(
+        {
+            "doc_id": sft["doc_id"].to_numpy(),
+            "group_id": sft["group_id"].to_numpy(),
+            "input_ids": [r["input_ids"] for r in rows],
+            "labels": [r["labels"] for r in rows],
+        }
+    )
+
+
+def truncate(examples: pd.DataFrame, max_length: int) -> pd.DataFrame:
+    """Cut every example to `max_length` tokens (keeping the start); adds `length` and `truncated`.
+
+    An answer cut off entirely leaves an example without labels; its `truncated` flag says so.
+    """
+    out = examples.copy()
+    out["length"] = out["input_ids"].map(len)
+    out["truncated"] = out["length"] > max_length
+    out["input_ids"] = out["input_ids"].map(lambda ids: list(ids[:max_length]))
+    out["labels"] = out["labels"].map(lambda ids: list(ids[:max_length]))
+    return out
+
+
+def pack(examples: pd.DataFrame, max_length: int):
+    """A datasets.Dataset of sequences of at most `max_length` tokens, examples packed whole."""
+    from datasets import Dataset
+    from trl import pack_dataset
+
+    dataset = Dataset.from_dict(
+        {"input_ids": examples["input_ids"].tolist(), "labels": examples["labels"].tolist()}
+    )
+    return pack_dataset(dataset, max_length, strategy="bfd")
+
+
+def position_ids(seq_lengths: list[int], total: int) -> list[int]:
+    """Positions restarting at 0 for each packed example; the padding tail is its own segment."""
+    positions = [p for n in seq_lengths for p in range(n)]
+    return positions + list(range(total - len(positions)))
+
+
+class Collator:
+    """Pads a batch on the right; packed sequences get per-example position ids and no attention
+    mask, so transformers builds a block-diagonal causal mask from the position ids.
+
+    transformers looks for packed sequences only without a KV cache, hence `use_cache=False`.
+    """
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        width = max(len(e["input_ids"]) for e in examples)
+        batch = {
+            "input_ids": torch.full((len(examples), width), self.pad_token_id, dtype=torch.long),
+            "labels": torch.full((len(examples), width), IGNORE, dtype=torch.long),
+        }
+        packed = "seq_lengths" in examples[0]
+        if packed:
+            batch["position_ids"] = torch.zeros((len(examples), width), dtype=torch.long)
+        else:
+            batch["attention_mask"] = torch.zeros((len(examples), width), dtype=torch.long)
+        for row, example in enumerate(examples):
+            n = len(example["input_ids"])
+            batch["input_ids"][row, :n] = torch.as_tensor(example["input_ids"])
+            batch["labels"][row, :n] = torch.as_tensor(example["labels"])
+            if packed:
+                positions = position_ids(list(example["seq_lengths"]), width)
+                batch["position_ids"][row] = torch.as_tensor(positions)
+                # The first token of each example has nothing before it to be predicted from.
+                starts = np.cumsum([0, *example["seq_lengths"][:-1]])
+                batch["labels"][row, starts] = IGNORE
+            else:
+                batch["attention_mask"][row, :n] = 1
+        if packed:
+            batch["use_cache"] = False
+        return batch
+
+
+def length_report(
+    examples: pd.DataFrame, split: str, max_length: int, context_length: int | None
+) -> dict[str, Any]:
+    """Token-length statistics of one split against `max_length` and the model's context length."""
+    lengths = examples["length"]
+    return {
+        "split": split,
+        "examples": len(examples),
+        "mean": round(float(lengths.mean()), 1) if len(lengths) else 0.0,
+        "median": float(lengths.median()) if len(lengths) else 0.0,
+        "p95": float(lengths.quantile(0.95)) if len(lengths) else 0.0,
+        "max": int(lengths.max()) if len(lengths) else 0,
+        "max_length": max_length,
+        "context_length": context_length,
+        "truncated": int(examples["truncated"].sum()),
+        "truncated_share": round(float(examples["truncated"].mean()), 4) if len(lengths) else 0.0,
+    }
+
+
+def plot_lengths(lengths: dict[str, pd.Series], max_length: int, context_length: int | None):
+    """Histogram of example lengths per split, with max_length and the context length marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for split, values in lengths.items():
+        ax.hist(values, bins=40, alpha=0.6, label=split)
+    ax.axvline(max_length, color="black", linestyle="--", label=f"max_length {max_length}")
+    if context_length:
+        ax.axvline(context_length, color="red", linestyle=":", label=f"context {context_length}")
+    ax.set_xlabel("tokens per example (prompt + answer)")
+    ax.set_ylabel("examples")
+    ax.legend()
+    return fig
+
+
+def check_truncation(report: pd.DataFrame, settings: dict[str, Any]) -> None:
+    """Warn, or fail when training.truncation_error is set, if too many examples were truncated."""
+    limit = settings["max_truncated_share"]
+    over = report[report["truncated_share"] > limit]
+    if over.empty:
+        return
+    message = "; ".join(
+        f"{r.split}: {r.truncated} of {r.examples} examples ({r.truncated_share:.1%}) are longer "
+        f"than training.max_length {r.max_length}"
+        for r in over.itertuples()
+    )
+    message += f" (training.max_truncated_share {limit}); raise max_length or shorten the prompts"
+    if settings["truncation_error"]:
+        raise ValueError(message)
+    warn(log, message)
+
+
+def context_length_of(base_dir: str) -> int | None:
+    """The model's context length from its config.json (no weights loaded)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base_dir)
+    return getattr(config, "max_position_embeddings", None)
+
+
+def tokenize_splits(
+    sft_tables: dict[str, str],
+    base_path: str,
+    settings: dict[str, Any],
+    output: str,
+    report: str,
+    histogram: str,
+) -> None:
+    """Tokenize the SFT tables of each split into an Arrow DatasetDict saved with save_to_disk."""
+    from datasets import Dataset, DatasetDict
+
+    from locallm.models import load_tokenizer, local_model_dir
+
+    base_dir = local_model_dir(base_path, settings)
+    tokenizer = load_tokenizer(base_dir, settings)
+    if settings["chat_template"]:
+        tokenizer.chat_template = settings["chat_template"]
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"the tokenizer of {base_path} has no chat template; set training.chat_template"
+        )
+    context_length = context_length_of(base_dir)
+    max_length = settings["max_length"]
+    if context_length and max_length > context_length:
+        warn(log, f"training.max_length {max_length} exceeds the model's context {context_length}")
+    datasets, rows, lengths = {}, [], {}
+    for split, path in sft_tables.items():
+        examples = truncate(tokenize_table(read_table(path), tokenizer), max_length)
+        rows.append(length_report(examples, split, max_length, context_length))
+        lengths[split] = examples["length"]
+        if settings["packing"]:
+            datasets[split] = pack(examples, max_length)
+        else:
+            datasets[split] = Dataset.from_pandas(
+                examples[["doc_id", "group_id", "input_ids", "labels"]], preserve_index=False
+            )
+        log.info("%s: %d examples -> %d sequences", split, len(examples), len(datasets[split]))
+    table = pd.DataFrame(rows)
+    write_tsv(table, report)
+    save_figure(plot_lengths(lengths, max_length, context_length), histogram)
+    check_truncation(table, settings)
+    with atomic_dir(output) as folder:
+        DatasetDict(datasets).save_to_disk(str(folder))
+        tokenizer.save_pretrained(Path(folder) / "tokenizer")
