@@ -164,3 +164,12 @@ def test_summarise_writes_topics_examples_and_shares(tmp_path):
     shares = pd.read_csv(out["shares.tsv"], sep="\t")
     assert sorted(shares["bin"].unique()) == [1800, 1810, 1820, 1830]
     assert out["map.png"].stat().st_size > 0 and out["shares.png"].stat().st_size > 0
+
+
+def test_map_labels_are_spread_at_least_the_gap_apart():
+    from locallm.clustering import spread
+
+    y = np.array([0.0, 0.01, 0.5, 0.02])
+    placed = spread(y, 0.1)
+    assert np.all(np.diff(np.sort(placed)) >= 0.1 - 1e-12)
+    assert np.argsort(placed).tolist() == np.argsort(y, kind="stable").tolist()

@@ -208,6 +208,19 @@ def _label(cluster: int, terms: list[str]) -> str:
     return f"{cluster}: {', '.join(terms[:3])}"
 
 
+def spread(y: np.ndarray, gap: float) -> np.ndarray:
+    """Label heights at least `gap` apart, each as near its own point as the order allows."""
+    order = np.argsort(y, kind="stable")
+    placed = y[order].astype(float)
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    # Centre the pushed stack on the original points so labels do not all drift upwards.
+    placed -= (placed - y[order]).mean()
+    result = np.empty_like(placed)
+    result[order] = placed
+    return result
+
+
 def plot_map(model: ClusterModel, texts: list[str], labels: list[str], seed: int) -> Any:
     """A 2-D PCA map of sampled documents coloured by cluster, centroids labelled."""
     import matplotlib
@@ -224,12 +237,16 @@ def plot_map(model: ClusterModel, texts: list[str], labels: list[str], seed: int
     centres = pca.transform(model.kmeans.cluster_centers_)
     colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
     fig, ax = plt.subplots(figsize=(9, 7))
+    gap = 0.045 * (points[:, 1].max() - points[:, 1].min()) if len(points) else 0.0
+    label_y = spread(centres[:, 1], gap)
     for cluster, label in enumerate(labels):
         mask = clusters == cluster
         ax.scatter(*points[mask].T, s=6, alpha=0.5, color=colours(cluster % 20), label=label)
         ax.annotate(
-            label, centres[cluster], fontsize=8, weight="bold", ha="center",
-            bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8},
+            label, centres[cluster], xytext=(centres[cluster, 0], label_y[cluster]),
+            fontsize=8, weight="bold", ha="center", va="center",
+            bbox={"boxstyle": "round", "fc": "white", "ec": colours(cluster % 20), "alpha": 0.85},
+            arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8},
         )  # fmt: skip
     ax.set_xlabel("principal component 1")
     ax.set_ylabel("principal component 2")
