@@ -69,6 +69,12 @@ def test_csv_reads_quoted_multiline_cells_and_names_malformed_rows(tmp_path):
     assert records[2].problem == ("malformed_row", f"{path} line 5: 3 fields, the header has 2")
 
 
+def test_csv_with_a_repeated_header_column_is_an_error_naming_it(tmp_path):
+    path = write(tmp_path / "a.csv", "text,year,year\nx,1,2\n")
+    with pytest.raises(ValueError, match=r"a\.csv line 1: column\(s\) \['year'\] appear twice"):
+        list(read_records(path, corpus_settings()))
+
+
 def test_tsv_splits_on_tabs(tmp_path):
     path = write(tmp_path / "a.tsv", "text\tparty\nhello, world\tWhig\n")
     records = list(read_records(path, corpus_settings()))
@@ -120,6 +126,10 @@ def test_configured_encoding_decodes_latin1(tmp_path):
 
 def test_ftfy_repairs_mojibake():
     assert normalise("cafÃ©", fix_encoding=True) == "café"
+
+
+def test_repair_keeps_curly_quotes():
+    assert normalise("\u201cYes,\u201d she said", fix_encoding=True) == "\u201cYes,\u201d she said"
 
 
 def test_mojibake_stays_without_fix_encoding():
@@ -223,6 +233,13 @@ def test_duplicate_id_is_found_across_strided_shards(tmp_path):
     kept, rejected, _ = ingest_all([path], corpus_settings(id_column="id", shards=2))
     assert kept.shard.tolist() == [0]
     assert rejected[["shard", "reason"]].values.tolist() == [[1, "duplicate_id"]]
+
+
+def test_blank_id_is_rejected_as_empty_id(tmp_path):
+    path = write(tmp_path / "a.csv", "id,text\n,One.\nb,Two.\n")
+    kept, rejected, _ = ingest_records([path], 0, corpus_settings(id_column="id", shards=1))
+    assert kept.doc_id.tolist() == ["b"]
+    assert rejected.reason.tolist() == ["empty_id"]
 
 
 def test_column_missing_from_a_csv_header_rejects_every_record_naming_it(tmp_path):

@@ -82,7 +82,8 @@ def normalise(text: str, fix_encoding: bool) -> str:
     if fix_encoding:
         import ftfy
 
-        text = ftfy.fix_text(text)
+        # Curly quotes are data (style, quotation), not an encoding error: keep them.
+        text = ftfy.fix_text(text, uncurl_quotes=False)
     return unicodedata.normalize("NFC", text)
 
 
@@ -202,6 +203,9 @@ def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> I
     header = next(reader, None)
     if header is None:
         return
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{source} line 1: column(s) {repeated} appear twice in the header")
     index = 0
     end_of_previous = reader.line_num
     while True:
@@ -363,6 +367,26 @@ def _uniform_metadata(kept: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return kept
 
 
+def chunk_rows(record: RawRecord, doc_id: str, text: str, settings: dict) -> list[dict]:
+    """The table rows of one kept record: a row per chunk, all in the document's group."""
+    group_column = settings["group_column"]
+    group_id = str(record.fields[group_column]).strip() if group_column else doc_id
+    values = {c: record.fields[c] for c in settings["metadata_columns"]}
+    chunked = settings["chunk_chars"] > 0
+    return [
+        {
+            "doc_id": f"{doc_id}#{k}" if chunked else doc_id,
+            "group_id": group_id,
+            "text": chunk,
+            **values,
+            "source": record.source,
+            "source_record": record.index,
+            "chunk": k,
+        }
+        for k, chunk in enumerate(chunk_text(text, settings["chunk_chars"]))
+    ]
+
+
 def ingest_records(
     files: list[str], shard: int, settings: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -371,8 +395,8 @@ def ingest_records(
     shards = settings["shards"]
     whole_files = shards_by_file(len(files), shards)
     metadata = list(settings["metadata_columns"])
-    text_column, group_column = settings["text_column"], settings["group_column"]
-    first_seen: dict[str, str] = {}  # id -> where it was first kept
+    text_column = settings["text_column"]
+    first_seen: dict[str, str] = {}  # id -> where the first record with it was read
     kept_rows: list[dict] = []
     reject_rows: list[dict] = []
     raw = 0
@@ -380,6 +404,7 @@ def ingest_records(
     for path in files:
         if whole_files and file_shard(path, shards) != shard:
             continue
+        raw_before = raw
         for record in read_records(path, settings):
             # In stride mode every shard reads every record, so the id bookkeeping below agrees
             # across shards; each shard then keeps only its own records.
@@ -398,38 +423,23 @@ def ingest_records(
             if not mine:
                 continue
             raw += 1
-            text = (
-                None if problem else normalise(record.fields[text_column], settings["fix_encoding"])
-            )
-            if problem is None and not text.strip():
+            if problem is None:
+                text = normalise(record.fields[text_column], settings["fix_encoding"])
+                if text.strip():
+                    kept_rows.extend(chunk_rows(record, doc_id, text, settings))
+                    continue
                 problem = ("empty_text", f"{record.where()}: no text left after normalisation")
-            if problem is not None:
-                reason, detail = problem
-                reject_rows.append(
-                    {
-                        "source": record.source,
-                        "source_record": record.index,
-                        "doc_id": doc_id,
-                        "reason": reason,
-                        "detail": detail,
-                    }
-                )
-                continue
-            group_id = str(record.fields[group_column]).strip() if group_column else doc_id
-            values = {c: record.fields[c] for c in metadata}
-            chunks = chunk_text(text, settings["chunk_chars"])
-            for k, chunk in enumerate(chunks):
-                kept_rows.append(
-                    {
-                        "doc_id": f"{doc_id}#{k}" if settings["chunk_chars"] > 0 else doc_id,
-                        "group_id": group_id,
-                        "text": chunk,
-                        **values,
-                        "source": record.source,
-                        "source_record": record.index,
-                        "chunk": k,
-                    }
-                )
+            reason, detail = problem
+            reject_rows.append(
+                {
+                    "source": record.source,
+                    "source_record": record.index,
+                    "doc_id": doc_id,
+                    "reason": reason,
+                    "detail": detail,
+                }
+            )
+        log.info("%s: %d record(s) for this shard", path, raw - raw_before)
     columns = ["doc_id", "group_id", "text", *metadata, "source", "source_record", "chunk"]
     kept = _uniform_metadata(pd.DataFrame(kept_rows, columns=columns), metadata)
     kept = kept.astype(
