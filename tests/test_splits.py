@@ -217,3 +217,5 @@ def test_split_corpus_accounts_for_every_row(tmp_path):
     assert all((part.split == name).all() for name, part in splits.items())
     sizes = report[(report.section == "size") & (report.key == "documents")]
     assert sizes.value.astype(int).sum() == kept
+    groups = report[report.section == "label_groups"].value.astype(int).sum()
+    assert groups == docs[docs.party != "Whig"].group_id.nunique()

@@ -232,10 +232,13 @@ def report_rows(
         if label_column is None:
             continue
         counts = part[label_column].astype("string").fillna(MISSING_LABEL).value_counts()
+        # Groups by their majority label: what stratification balances when groups differ in size.
+        group_counts = majority_label(part, label_column).value_counts()
         for label in labels:
             n = int(counts.get(label, 0))
             rows.append(("label_count", split, label, n))
             rows.append(("label_share", split, label, round(n / max(len(part), 1), 4)))
+            rows.append(("label_groups", split, label, int(group_counts.get(label, 0))))
     return rows
 
 
