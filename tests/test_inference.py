@@ -13,6 +13,7 @@ from locallm.inference import (
     parse_label,
     predict,
     render_prompts,
+    text_log_likelihoods,
 )
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -250,3 +251,13 @@ def test_generate_mode_marks_unmatched_outputs_without_dropping_rows(tokenizer):
     assert len(frame) == 2
     assert frame["unmatched"].tolist() == [False, True]
     assert frame["parsed_label"].isna().tolist() == [False, True]
+
+
+def test_text_log_likelihoods_equal_the_model_loss_per_text(tokenizer, model):
+    nll, n_tokens = text_log_likelihoods(model, tokenizer, TEXTS, batch_size=3, max_tokens=12)
+    for i, text in enumerate(TEXTS):
+        ids = torch.tensor([tokenizer(text)["input_ids"][:12]])
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=ids).loss.item()
+        assert n_tokens[i] == ids.shape[1] - 1
+        assert nll[i] / n_tokens[i] == pytest.approx(loss, rel=1e-4)

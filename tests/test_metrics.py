@@ -96,7 +96,7 @@ def test_expected_calibration_error_matches_hand_example():
         ]
     )
     gold = np.array([1, 0, 0, 0, 2, 1])
-    ece, table = expected_calibration_error(probs, gold, bins=2)
+    ece, table = expected_calibration_error(probs.max(1), probs.argmax(1) == gold, bins=2)
     # (2/6) * |0.5 - 0.425| + (4/6) * |0.5 - 0.75|
     assert ece == pytest.approx(2 / 6 * 0.075 + 4 / 6 * 0.25)
     assert table["n"].tolist() == [2, 4]
@@ -106,7 +106,7 @@ def test_expected_calibration_error_matches_hand_example():
 
 def test_calibration_bins_are_closed_on_the_right():
     probs = np.array([[0.7, 0.3], [0.3, 0.7]])
-    _, table = expected_calibration_error(probs, np.array([0, 1]), bins=10)
+    _, table = expected_calibration_error(probs.max(1), np.array([True, True]), bins=10)
     assert table.loc[6, "n"] == 2  # 0.7 lies in (0.6, 0.7], not (0.7, 0.8]
 
 
@@ -140,11 +140,11 @@ def test_bootstrap_is_reproducible_with_the_seed():
     assert accuracy.ci_low < ((gold == pred).mean()) < accuracy.ci_high
 
 
-def test_evaluate_labels_adds_ece_given_probabilities():
+def test_evaluate_labels_adds_ece_given_confidences():
     gold = np.array([0, 1, 1, 0])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
     point, intervals = evaluate_labels(
-        gold, probs.argmax(1), ["a", "a", "b", "b"], LABELS, probabilities=probs,
+        gold, probs.argmax(1), ["a", "a", "b", "b"], LABELS, confidence=probs.max(1),
         calibration_bins=2, n_boot=20, seed=0,
     )  # fmt: skip
     assert point["ece"] == pytest.approx(abs(0.75 - (0.9 + 0.8 + 0.6 + 0.7) / 4))

@@ -1,5 +1,58 @@
-# Rules of evaluation against gold labels.
+# Rules of evaluation: perplexity per variant x stage on the validation split, then one evaluate
+# job comparing every variant x stage with the gold labels and the baselines.
+# Input functions and evaluation_targets(): inference_common.smk.
 
 
-def evaluation_targets():
-    return []
+rule perplexity:
+    input:
+        unpack(perplexity_input),
+    output:
+        "results/eval/perplexity/{variant}/{stage}.parquet",
+    log:
+        "logs/perplexity/{variant}/{stage}.log",
+    benchmark:
+        "benchmarks/perplexity/{variant}/{stage}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: config["inference"]["threads"]
+    resources:
+        mem_mb=config["inference"]["mem_mb"],
+        runtime=config["inference"]["runtime"],
+    params:
+        settings=config["evaluation"],
+        model=training_settings,
+        seed=config["seed"],
+    script:
+        "../scripts/perplexity.py"
+
+
+rule evaluate:
+    input:
+        predictions=expand(
+            "results/predictions/{variant}/{stage}.parquet",
+            variant=VARIANTS,
+            stage=STAGES,
+        ),
+        perplexities=perplexity_tables(),
+        train="results/splits/train.parquet",
+    output:
+        metrics=report("results/eval/metrics.tsv", category="Evaluation"),
+        confusion="results/eval/confusion.tsv",
+        reliability="results/eval/reliability.tsv",
+        comparison=report("results/eval/comparison.png", category="Evaluation"),
+        confusion_png=report("results/eval/confusion.png", category="Evaluation"),
+        calibration=report("results/eval/calibration.png", category="Evaluation"),
+    log:
+        "logs/evaluate/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate/evaluate.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        settings=config["evaluation"],
+        task=config["task"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"

@@ -1,1 +1,48 @@
-# Rules of batched inference: infer per variant x stage x shard, gather.
+# Rules of batched inference: infer per variant x stage x shard, then gather per variant x stage.
+# Their input functions and evaluation_targets() live in inference_common.smk.
+
+
+include: "inference_common.smk"
+
+
+rule infer:
+    input:
+        unpack(infer_input),
+    output:
+        "results/predictions/{variant}/{stage}/{shard}.parquet",
+    log:
+        "logs/infer/{variant}/{stage}/{shard}.log",
+    benchmark:
+        "benchmarks/infer/{variant}/{stage}/{shard}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: config["inference"]["threads"]
+    resources:
+        mem_mb=config["inference"]["mem_mb"],
+        runtime=config["inference"]["runtime"],
+    params:
+        settings=inference_settings(),
+        task=config["task"],
+        model=training_settings,
+        metadata=config["corpus"]["metadata_columns"],
+        seed=config["seed"],
+    script:
+        "../scripts/infer.py"
+
+
+rule gather_predictions:
+    input:
+        expand(
+            "results/predictions/{{variant}}/{{stage}}/{shard}.parquet",
+            shard=INFER_SHARDS,
+        ),
+    output:
+        "results/predictions/{variant}/{stage}.parquet",
+    log:
+        "logs/gather_predictions/{variant}/{stage}.log",
+    benchmark:
+        "benchmarks/gather_predictions/{variant}/{stage}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    script:
+        "../scripts/gather_predictions.py"

@@ -180,6 +180,32 @@ def label_probabilities(
     return weights / weights.sum(axis=1, keepdims=True)
 
 
+@torch.inference_mode()
+def text_log_likelihoods(
+    model, tokenizer, texts: Sequence[str], *, batch_size: int, max_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Negative log-likelihood (summed) and predicted-token count of each text, cut at max_tokens.
+
+    The first token has no context and is not predicted; perplexity is exp(sum nll / sum count).
+    """
+    pad_id = _pad_token_id(tokenizer)
+    device = _model_device(model)
+    ids = [tokenizer(t, add_special_tokens=True)["input_ids"][:max_tokens] for t in texts]
+    nll = np.zeros(len(texts))
+    for batch in length_sorted_batches([len(i) for i in ids], batch_size):
+        width = max(len(ids[i]) for i in batch)
+        tokens = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            tokens[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        tokens, mask = tokens.to(device), mask.to(device)
+        logits = model(input_ids=tokens, attention_mask=mask).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
+        nll[batch] = -(logp * mask[:, 1:]).sum(-1).cpu().numpy()
+    return nll, np.array([max(len(i) - 1, 0) for i in ids])
+
+
 # --- generate: batched generation, parsing, self-consistency -------------------------------------
 
 
@@ -353,7 +379,11 @@ def infer_shard(
     table: str | Path,
     output: str | Path,
     shard: int,
-    config: dict[str, Any],
+    settings: dict[str, Any],
+    task: dict[str, Any],
+    model_settings: dict[str, Any],
+    metadata_columns: Sequence[str],
+    seed: int,
     variant: str,
     stage: str,
     base_dir: str | Path | None,
@@ -361,17 +391,15 @@ def infer_shard(
     threads: int = 1,
 ) -> None:
     """Run one variant's model at one stage over one shard of the input table; write predictions."""
-    from locallm.config import variant_settings
     from locallm.models import load_stage_model, resolve_base_path
     from locallm.tasks import build_prompt
 
     torch.set_num_threads(max(1, threads))
-    settings = config["inference"]
-    task = config["task"]
     rows = shard_rows(read_table(table), shard, settings["shards"])
     log.info("%s/%s shard %d: %d rows from %s", variant, stage, shard, len(rows), table)
-    keep = ["doc_id", "group_id", *[c for c in config["corpus"]["metadata_columns"] if c in rows]]
-    model_settings = variant_settings(config, variant)
+    # The gold label rides along (evaluate compares it), even if not listed as metadata.
+    extra = [*metadata_columns, task["label_column"] or task["target_column"]]
+    keep = list(dict.fromkeys(["doc_id", "group_id", *[c for c in extra if c in rows]]))
     base_path = resolve_base_path(model_settings, bootstrapped_dir=base_dir)
     predictions = rows[keep].copy()
     if len(rows):
@@ -379,18 +407,18 @@ def infer_shard(
         model.eval()
         conversations = [build_prompt(row, task) for row in rows.to_dict("records")]
         labels = task["labels"] if task["kind"] == "classify" else []
-        predicted = predict(model, tokenizer, conversations, settings, labels, config["seed"])
+        predicted = predict(model, tokenizer, conversations, settings, labels, seed)
         predictions = pd.concat([predictions, predicted], axis=1)
         unmatched = int(predictions["unmatched"].sum())
         if unmatched:
             warn(log, f"{variant}/{stage} shard {shard}: {unmatched} outputs match no label")
     else:
-        warn(log, f"{variant}/{stage} shard {shard}: no rows (inference.shards > rows?)")
+        warn(log, f"{variant}/{stage} shard {shard}: no rows (more inference.shards than rows?)")
     predictions["variant"] = variant
     predictions["stage"] = stage
     predictions["model"] = str(base_path)
     predictions["adapter"] = str(adapter_dir) if adapter_dir else None
-    for key, value in generation_settings(settings, config["seed"]).items():
+    for key, value in generation_settings(settings, seed).items():
         predictions[key] = value
     write_table(predictions, output)
 

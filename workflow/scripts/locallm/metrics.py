@@ -91,14 +91,14 @@ def agreement(gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) ->
 
 
 def expected_calibration_error(
-    probabilities: np.ndarray, gold: np.ndarray, bins: int
+    confidence: np.ndarray, correct: np.ndarray, bins: int
 ) -> tuple[float, pd.DataFrame]:
-    """ECE of the top-label confidence over equal-width bins, and the reliability table.
+    """ECE over equal-width confidence bins, and the reliability table.
 
-    ECE = sum over bins of (bin size / n) * |accuracy in bin - mean confidence in bin|.
+    ECE = sum over bins of (bin size / n) * |accuracy in bin - mean confidence in bin|. The
+    confidence is the top label's probability (classify) or the vote share (generate).
     """
-    confidence = probabilities.max(axis=1)
-    correct = (probabilities.argmax(axis=1) == gold).astype(float)
+    correct = np.asarray(correct, dtype=float)
     # Bin b holds confidences in (b/bins, (b+1)/bins]; edges from linspace, as Guo et al. (2017).
     which = np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], confidence, side="left")
     size = np.bincount(which, minlength=bins)
@@ -114,7 +114,7 @@ def expected_calibration_error(
             "accuracy": _safe_div(acc_sum, size),
         }
     )
-    ece = float(np.abs(acc_sum - conf_sum).sum() / len(gold))
+    ece = float(np.abs(acc_sum - conf_sum).sum() / len(confidence))
     return ece, table
 
 
@@ -182,18 +182,20 @@ def evaluate_labels(
     groups: Sequence,
     labels: Sequence[str],
     *,
-    probabilities: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
     calibration_bins: int = 10,
     n_boot: int,
     seed: int,
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """Point estimates and group-bootstrap CIs of every metric (ECE too, given probabilities)."""
+    """Point estimates and group-bootstrap CIs of every metric (ECE too, given confidences)."""
+    correct = gold == predicted
 
     def statistic(rows: np.ndarray) -> dict[str, float]:
         values = agreement(gold[rows], predicted[rows], labels)
-        if probabilities is not None:
-            ece, _ = expected_calibration_error(probabilities[rows], gold[rows], calibration_bins)
-            values["ece"] = ece
+        if confidence is not None:
+            values["ece"], _ = expected_calibration_error(
+                confidence[rows], correct[rows], calibration_bins
+            )
         return values
 
     point = statistic(np.arange(len(gold)))

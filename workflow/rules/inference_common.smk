@@ -1,0 +1,68 @@
+# Input functions, constants and targets of the inference and evaluation rules (included by
+# inference.smk; `snakemake --lint` wants functions and rules in separate files).
+
+# Uses training_settings() and base_input() of model.smk (the same loading settings as training).
+
+STAGES = config["inference"]["stages"]
+INFER_SHARDS = [f"{i:03d}" for i in range(config["inference"]["shards"])]
+# Job sizing, kept out of `params` so that changing it does not re-run inference.
+JOB_KEYS = ("threads", "mem_mb", "runtime")
+
+
+wildcard_constraints:
+    stage="base|sft|dpo",
+
+
+def inference_table():
+    """The table to run inference on: the test split, or the user's table (inference.input)."""
+    if config["inference"]["input"] == "test":
+        return "results/splits/test.parquet"
+    return config["inference"]["input"]
+
+
+def stage_model(wildcards):
+    """Folders a stage is loaded from: the bootstrapped base (builtin:tiny) and the stage's own."""
+    folders = base_input(wildcards)
+    if wildcards.stage != "base":
+        folders["adapter"] = f"results/models/{wildcards.variant}/{wildcards.stage}"
+    return folders
+
+
+def infer_input(wildcards):
+    return {"table": inference_table(), **stage_model(wildcards)}
+
+
+def inference_settings():
+    return {k: v for k, v in config["inference"].items() if k not in JOB_KEYS}
+
+
+def perplexity_input(wildcards):
+    return {"table": "results/splits/validation.parquet", **stage_model(wildcards)}
+
+
+def perplexity_tables():
+    if not config["evaluation"]["perplexity"]:
+        return []
+    return expand(
+        "results/eval/perplexity/{variant}/{stage}.parquet",
+        variant=VARIANTS,
+        stage=STAGES,
+    )
+
+
+def evaluated():
+    """True when inference runs on the labelled test split of a classification task."""
+    return (
+        config["inference"]["input"] == "test" and config["task"]["kind"] == "classify"
+    )
+
+
+def evaluation_targets():
+    if "sft" not in workflow._rules:
+        return []  # TEMPORARY: until the model half's rules (model.smk) land
+    predictions = expand(
+        "results/predictions/{variant}/{stage}.parquet", variant=VARIANTS, stage=STAGES
+    )
+    if not evaluated():
+        return predictions
+    return predictions + ["results/eval/metrics.tsv", "results/eval/comparison.png"]
