@@ -191,19 +191,15 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
 def plot_comparison(metrics: pd.DataFrame) -> plt.Figure:
     """Headline metrics with 95% CIs per variant x stage; baselines as vertical lines."""
     models = metrics[metrics["variant"] != "baseline"]
+    models = models.assign(model=models["variant"] + " / " + models["stage"])
     baselines = metrics[metrics["variant"] == "baseline"]
-    names = list(dict.fromkeys(models["variant"] + " / " + models["stage"]))
+    names = list(dict.fromkeys(models["model"]))
     fig, axes = plt.subplots(
-        1,
-        len(HEADLINE),
-        figsize=(4 * len(HEADLINE), 1 + 0.45 * len(names)),
-        sharey=True,
+        1, len(HEADLINE), figsize=(4 * len(HEADLINE), 1 + 0.45 * len(names)), sharey=True,
         squeeze=False,
-    )
+    )  # fmt: skip
     for ax, metric in zip(axes[0], HEADLINE, strict=True):
-        rows = models[models["metric"] == metric].set_index(
-            models["variant"] + " / " + models["stage"]
-        )
+        rows = models[models["metric"] == metric].set_index("model")
         rows = rows.reindex(names)
         y = np.arange(len(names))
         err = np.vstack([rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]])

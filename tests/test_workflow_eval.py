@@ -1,0 +1,108 @@
+"""The evaluate job on hand-made predictions, and infer + evaluate on config/test.yaml."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+from locallm.evaluation import evaluate
+from locallm.tables import write_table
+
+TASK = {"labels": ["D", "R"], "label_column": "party"}
+SETTINGS = {"bootstrap": 50, "calibration_bins": 5}
+METRIC_COLUMNS = ["variant", "stage", "metric", "value", "ci_low", "ci_high", "n"]
+
+
+def predictions(stage: str, parsed: list, prob_r: list) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "doc_id": ["a", "b", "c", "d"],
+            "group_id": ["g1", "g1", "g2", "g3"],
+            "party": ["D", "D", "R", "R"],
+            "parsed_label": pd.array(parsed, dtype="string"),
+            "prob_D": [1 - p for p in prob_r],
+            "prob_R": prob_r,
+            "variant": "v",
+            "stage": stage,
+        }
+    )
+
+
+@pytest.fixture()
+def evaluated(tmp_path):
+    paths = []
+    for stage, parsed, prob_r in [
+        ("base", ["R", "R", "R", "R"], [0.6, 0.6, 0.6, 0.6]),
+        ("sft", ["D", "R", "R", "R"], [0.1, 0.7, 0.8, 0.9]),
+    ]:
+        paths.append(tmp_path / f"{stage}.parquet")
+        write_table(predictions(stage, parsed, prob_r), paths[-1])
+    write_table(pd.DataFrame({"party": ["D", "D", "R"]}), tmp_path / "train.parquet")
+    out = {
+        "metrics_tsv": tmp_path / "metrics.tsv",
+        "confusion_tsv": tmp_path / "confusion.tsv",
+        "reliability_tsv": tmp_path / "reliability.tsv",
+        "comparison_png": tmp_path / "comparison.png",
+        "confusion_png": tmp_path / "confusion.png",
+        "calibration_png": tmp_path / "calibration.png",
+    }
+    evaluate(predictions=paths, perplexities=[], train=tmp_path / "train.parquet", task=TASK,
+             settings=SETTINGS, seed=0, **out)  # fmt: skip
+    return out
+
+
+def test_evaluate_writes_a_tidy_metrics_table_with_hand_checked_values(evaluated):
+    metrics = pd.read_csv(evaluated["metrics_tsv"], sep="\t")
+    assert metrics.columns.tolist() == METRIC_COLUMNS
+    value = metrics.set_index(["variant", "stage", "metric"])["value"]
+    assert value["v", "base", "accuracy"] == 0.5
+    assert value["v", "sft", "accuracy"] == 0.75
+    assert value["v", "sft", "recall[D]"] == 0.5
+    # ECE of sft: confidences .9 .7 .8 .9, correct 1 0 1 1; bins of 0.2: (.6,.8] holds .7 and .8.
+    assert value["v", "sft", "ece"] == pytest.approx((abs(0.5 - 0.75) * 2 + abs(1 - 0.9) * 2) / 4)
+    # The majority baseline predicts the train split's majority (D), whatever the test holds.
+    assert value["baseline", "majority", "accuracy"] == 0.5
+    assert value["baseline", "majority", "recall[D]"] == 1.0
+    assert ("baseline", "uniform", "accuracy") in value.index
+    assert (metrics["ci_low"] <= metrics["value"] + 1e-9).all()
+
+
+def test_evaluate_writes_confusion_counts_and_plots(evaluated):
+    counts = pd.read_csv(evaluated["confusion_tsv"], sep="\t")
+    sft = counts[counts["stage"] == "sft"].set_index(["gold", "predicted"])["count"]
+    assert sft["D", "D"] == 1 and sft["D", "R"] == 1 and sft["R", "R"] == 2
+    assert sft["D", "(unmatched)"] == 0
+    for key in ("comparison_png", "confusion_png", "calibration_png"):
+        assert evaluated[key].stat().st_size > 0
+
+
+def test_infer_and_evaluate_on_the_test_config(test_workflow):
+    snakemake(test_workflow, "results/eval/metrics.tsv")
+    config = yaml.safe_load((test_workflow / "config/test.yaml").read_text())
+    variants = list(config.get("variants", {"default": {}}))
+    stages = config.get("inference", {}).get("stages", ["base", "sft", "dpo"])
+    test = pd.read_parquet(test_workflow / "results/splits/test.parquet")
+    labels = config["task"]["labels"]
+    for variant in variants:
+        for stage in stages:
+            pred = pd.read_parquet(test_workflow / f"results/predictions/{variant}/{stage}.parquet")
+            # Every test row once, in the test split's order, nothing dropped.
+            assert sorted(pred["doc_id"]) == sorted(test["doc_id"])
+            probs = pred[[f"prob_{label}" for label in labels]].to_numpy()
+            assert np.allclose(probs.sum(axis=1), 1.0)
+            assert set(pred["parsed_label"]) <= set(labels)
+            assert (pred["stage"] == stage).all() and (pred["gen_mode"] == "classify").all()
+    metrics = pd.read_csv(test_workflow / "results/eval/metrics.tsv", sep="\t")
+    assert metrics.columns.tolist() == METRIC_COLUMNS
+    accuracy = metrics[metrics["metric"] == "accuracy"].set_index(["variant", "stage"])
+    for variant in variants:
+        for stage in stages:
+            row = accuracy.loc[(variant, stage)]
+            assert row["ci_low"] <= row["value"] <= row["ci_high"]
+            assert row["n"] == len(test)
+    assert {("baseline", "majority"), ("baseline", "uniform")} <= set(accuracy.index)
+    ppl = metrics[metrics["metric"] == "perplexity"]
+    assert len(ppl) == len(variants) * len(stages)
+    assert (ppl["value"] > 1).all()
+    for name in ("comparison.png", "confusion.png", "calibration.png"):
+        assert (test_workflow / "results/eval" / name).stat().st_size > 0
