@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from locallm.logs import get_logger
+from locallm.logs import get_logger, warn
 from locallm.tables import read_table, write_json, write_table, write_tsv
 
 log = get_logger(__name__)
@@ -475,6 +475,8 @@ def ingest_shard(
     )
     log.info("shard %s of %d, %d file(s), %s", shard, settings["shards"], len(files), mode)
     table, rejected, raw = ingest_records(list(files), index, settings)
+    if raw == 0:
+        warn(log, f"ingest shard {shard}: no records (files hash to other shards, or are empty)")
     reasons = Counter(rejected.reason)
     log.info(
         "raw records %d: kept %d (%d chunks), rejected %d %s",
