@@ -20,9 +20,9 @@ from locallm.tables import read_table, read_tables, write_table
 
 log = get_logger(__name__)
 
-# Universal hashing h(x) = ((a*x + b) mod p) mod 2^32 of 32-bit shingle hashes, as in datasketch.
-# With a < 2^32 and b < 2^31 the product a*x + b stays below 2^64, so uint64 arithmetic never wraps.
-MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+# The num_perm hash functions are multiply-add-shift hashes h(x) = (a*x + b mod 2^64) >> 32 of
+# 32-bit shingle hashes, strongly universal (Dietzfelbinger 1996): one multiply, add and shift per
+# value and no division, so hashing every shingle with every function at once is cheap.
 MAX_HASH = np.uint64((1 << 32) - 1)
 # Fixed seed for the permutations: signatures must be comparable across runs and shards, and the
 # config seed is about sampling, not about which hash family is used.
@@ -63,9 +63,9 @@ def _word_hashes(words: np.ndarray) -> np.ndarray:
     """Stable 64-bit hashes of words (hash each distinct word once; Python's hash() is salted)."""
     if len(words) == 0:
         return np.zeros(0, dtype=np.uint64)
-    unique, inverse = np.unique(words, return_inverse=True)
+    codes, unique = pd.factorize(words)  # hash-based: linear, unlike sorting strings
     table = np.fromiter((_hash64(w) for w in unique), dtype=np.uint64, count=len(unique))
-    return table[inverse]
+    return table[codes]
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -112,13 +112,13 @@ def shingle_hashes(normalised: list[str], ngram: int) -> tuple[np.ndarray, np.nd
 def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """The (a, b) parameters of the num_perm hash functions; fixed so signatures always compare."""
     rng = np.random.default_rng(PERMUTATION_SEED)
-    a = rng.integers(1, 1 << 32, size=num_perm, dtype=np.uint64)
-    b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
-    return a, b
+    a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
+    b = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
+    return a | np.uint64(1), b
 
 
 def minhash_signatures(
-    hashes: np.ndarray, doc_index: np.ndarray, n_docs: int, num_perm: int, block: int = 1 << 16
+    hashes: np.ndarray, doc_index: np.ndarray, n_docs: int, num_perm: int, block: int = 1 << 10
 ) -> np.ndarray:
     """MinHash signatures (n_docs x num_perm, uint32) from shingle hashes sorted by doc_index.
 
@@ -130,7 +130,9 @@ def minhash_signatures(
     for lo in range(0, len(hashes), block):
         h = hashes[lo : lo + block].astype(np.uint64)
         d = doc_index[lo : lo + block]
-        values = ((h[:, None] * a[None, :] + b[None, :]) % MERSENNE_PRIME) & MAX_HASH
+        values = np.multiply(h[:, None], a[None, :])  # wraps mod 2^64, as intended
+        values += b
+        values >>= np.uint64(32)
         # Segment starts of each document inside this block (a document may span two blocks).
         seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
         mins = np.minimum.reduceat(values, seg, axis=0)

@@ -178,6 +178,11 @@ class GopherQuality(TextRule):
         return None
 
 
+def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    """The word n-grams of a text, in order (zip of shifted lists: no Python loop per n-gram)."""
+    return list(zip(*(words[i:] for i in range(n)), strict=False))
+
+
 def _duplicates(items: list[str]) -> tuple[int, int]:
     """Number of items equal to an earlier one, and their characters."""
     seen: set[str] = set()
@@ -196,10 +201,11 @@ def _duplicated_ngram_chars(words: list[str], n: int) -> int:
 
     As in datatrove: after a repeated n-gram the scan jumps n words ahead.
     """
+    grams = ngrams(words, n)
     seen: set[tuple[str, ...]] = set()
     chars = i = 0
-    while i < len(words) - n + 1:
-        gram = tuple(words[i : i + n])
+    while i < len(grams):
+        gram = grams[i]
         if gram in seen:
             chars += sum(map(len, gram))
             i += n
@@ -253,7 +259,7 @@ class GopherRepetition(TextRule):
                 )
         words = words_of(text)
         for n, frac in self.top_n_grams:
-            grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+            grams = Counter(ngrams(words, n))
             if not grams:
                 continue
             gram, count = grams.most_common(1)[0]
@@ -264,7 +270,7 @@ class GopherRepetition(TextRule):
                     f"'{' '.join(gram)}' x{count}: {share:.3f} of characters > {frac}",
                 )
         for n, frac in self.dup_n_grams:
-            grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+            grams = ngrams(words, n)
             # No repeated n-gram means no repeated longer one either: the common case for prose.
             if len(set(grams)) == len(grams):
                 break

@@ -1,0 +1,143 @@
+"""Throughput (documents/s) of MinHash, LSH dedup and the filter rules on the demo corpus shards.
+
+Usage (from the repository root, after `snakemake --cores 2 results/corpus/ingest_report.tsv`):
+
+    python benchmarks/data_throughput.py [--config config/config.yaml] [--baseline-docs 2000]
+
+Baseline side by side: datasketch's MinHash, one `update` per shingle (the usual Python loop) and
+its `update_batch`, on the same normalised shingles, against locallm's vectorised signatures.
+Timings are the best of `--repeats` runs (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+import pandas as pd  # noqa: E402
+from datasketch import MinHash  # noqa: E402
+from locallm.config import load_config  # noqa: E402
+from locallm.dedup import find_duplicates, normalise, signature_table  # noqa: E402
+from locallm.filtering import (  # noqa: E402
+    GopherQuality,
+    GopherRepetition,
+    Length,
+    apply_rules,
+    rules_from,
+)
+
+
+def best_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Shortest wall time of `repeats` runs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def datasketch_signatures(texts: list[str], settings: dict, batch: bool) -> list[MinHash]:
+    """The baseline: one datasketch MinHash per document over the same word n-gram shingles."""
+    n, num_perm = settings["ngram"], settings["bands"] * settings["rows"]
+    out = []
+    for text in texts:
+        tokens = normalise(text, settings).split()
+        shingles = [
+            " ".join(tokens[i : i + n]).encode() for i in range(max(len(tokens) - n + 1, 1))
+        ]
+        m = MinHash(num_perm=num_perm)
+        if batch:
+            m.update_batch(shingles)
+        else:
+            for shingle in shingles:
+                m.update(shingle)
+        out.append(m)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
+    parser.add_argument("--corpus", default="results/corpus", help="folder of corpus shards")
+    parser.add_argument("--baseline-docs", type=int, default=2000, help="documents for baselines")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    shards = sorted(Path(args.corpus).glob("*.parquet"))
+    if not shards:
+        sys.exit(
+            f"no corpus shards in {args.corpus}/; build them first with\n"
+            "    snakemake --cores 2 results/corpus/ingest_report.tsv"
+        )
+    config = load_config(args.config)
+    docs = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)
+    dedup, filters = config["dedup"], config["filter"]
+    sample = docs["text"].head(args.baseline_docs).tolist()
+    chars = docs["text"].str.len().sum() / 1e6
+    print(f"{len(docs)} documents from {len(shards)} shards, {chars:.1f} M characters")
+
+    rows = []
+
+    def measure(name: str, run: Callable[[], object], n_docs: int) -> None:
+        seconds = best_seconds(run, args.repeats)
+        rows.append(
+            {"step": name, "docs": n_docs, "seconds": seconds, "docs_per_s": n_docs / seconds}
+        )
+
+    measure("minhash: locallm vectorised", lambda: signature_table(docs, dedup), len(docs))
+    measure(
+        "minhash: locallm vectorised (sample)",
+        lambda: signature_table(docs.head(len(sample)), dedup),
+        len(sample),
+    )
+    measure(
+        "minhash: datasketch update loop",
+        lambda: datasketch_signatures(sample, dedup, False),
+        len(sample),
+    )
+    measure(
+        "minhash: datasketch update_batch",
+        lambda: datasketch_signatures(sample, dedup, True),
+        len(sample),
+    )
+    table = signature_table(docs, dedup)
+    measure("dedup: LSH + union-find (all docs)", lambda: find_duplicates(table, dedup), len(docs))
+
+    quality = {k: v for k, v in filters["gopher_quality"].items() if k != "enabled"}
+    repetition = {k: v for k, v in filters["gopher_repetition"].items() if k != "enabled"}
+    for name, rule in [
+        ("filter: length", Length(filters["min_chars"], filters["max_chars"])),
+        ("filter: gopher_quality", GopherQuality(**quality)),
+        ("filter: gopher_repetition", GopherRepetition(**repetition)),
+    ]:
+        measure(name, lambda rule=rule: apply_rules(docs, [rule]), len(docs))
+    measure(
+        "filter: all rules (first wins)", lambda: apply_rules(docs, rules_from(filters)), len(docs)
+    )
+
+    result = pd.DataFrame(rows)
+    loop = result.loc[result["step"] == "minhash: datasketch update loop", "docs_per_s"].iloc[0]
+    result["x_datasketch_loop"] = (result["docs_per_s"] / loop).where(
+        result["step"].str.startswith("minhash")
+    )
+    print(
+        result.to_string(
+            index=False,
+            formatters={
+                "seconds": "{:.2f}".format,
+                "docs_per_s": "{:,.0f}".format,
+                "x_datasketch_loop": "{:.1f}".format,
+            },
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
