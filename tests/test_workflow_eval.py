@@ -77,7 +77,9 @@ def test_evaluate_writes_confusion_counts_and_plots(evaluated):
 
 
 def test_infer_and_evaluate_on_the_test_config(test_workflow):
-    snakemake(test_workflow, "results/eval/metrics.tsv")
+    # An option first: conftest's `--configfile config/test.yaml` would take a bare target as a
+    # second config file (argparse nargs="+").
+    snakemake(test_workflow, "--cores", "2", "results/eval/metrics.tsv")
     config = yaml.safe_load((test_workflow / "config/test.yaml").read_text())
     variants = list(config.get("variants", {"default": {}}))
     stages = config.get("inference", {}).get("stages", ["base", "sft", "dpo"])
