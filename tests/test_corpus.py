@@ -16,6 +16,7 @@ from locallm.corpus import (
     ingest_shard,
     normalise,
     read_records,
+    shard_files,
     shards_by_file,
 )
 
@@ -273,6 +274,20 @@ def test_file_shard_is_stable_and_in_range():
 def test_fewer_files_than_shards_strides_records():
     assert shards_by_file(3, 2)
     assert not shards_by_file(1, 2)
+
+
+def test_a_shard_given_only_its_own_files_ingests_the_same_records():
+    settings = corpus_settings(shards=2)
+    for shard in (0, 1):
+        own = shard_files(MESSY_FILES, shard, 2)
+        assert own == [f for f in MESSY_FILES if file_shard(f, 2) == shard]
+        whole, _, raw_whole = ingest_records(MESSY_FILES, shard, settings)
+        alone, _, raw_alone = ingest_records(own, shard, settings, whole_files=True)
+        assert alone.equals(whole) and raw_alone == raw_whole
+
+
+def test_strided_shards_read_every_file():
+    assert shard_files(["a.txt"], 1, 2) == ["a.txt"]
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3, 7])

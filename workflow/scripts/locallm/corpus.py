@@ -140,6 +140,13 @@ def shards_by_file(n_files: int, shards: int) -> bool:
     return n_files >= shards
 
 
+def shard_files(files: list[str], shard: int, shards: int) -> list[str]:
+    """The files one shard reads: those that hash to it, or all of them when records are strided."""
+    if not shards_by_file(len(files), shards):
+        return list(files)
+    return [f for f in files if file_shard(f, shards) == shard]
+
+
 # --- readers ----------------------------------------------------------------------------------
 
 
@@ -388,12 +395,19 @@ def chunk_rows(record: RawRecord, doc_id: str, text: str, settings: dict) -> lis
 
 
 def ingest_records(
-    files: list[str], shard: int, settings: dict
+    files: list[str], shard: int, settings: dict, whole_files: bool | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(kept chunks, rejects, raw records seen) of one shard of the corpus."""
+    """(kept chunks, rejects, raw records seen) of one shard of the corpus.
+
+    `files` is the whole corpus, or only the shard's files when `whole_files` says how the corpus
+    is sharded (Snakemake gives each ingest job only its own files when files are sharded whole).
+    """
     check_settings(settings)
     shards = settings["shards"]
-    whole_files = shards_by_file(len(files), shards)
+    if whole_files is None:
+        whole_files = shards_by_file(len(files), shards)
+    if whole_files:
+        files = [f for f in files if file_shard(f, shards) == shard]
     metadata = list(settings["metadata_columns"])
     text_column = settings["text_column"]
     first_seen: dict[str, str] = {}  # id -> where the first record with it was read
@@ -402,8 +416,6 @@ def ingest_records(
     raw = 0
     stride_index = 0
     for path in files:
-        if whole_files and file_shard(path, shards) != shard:
-            continue
         raw_before = raw
         for record in read_records(path, settings):
             # In stride mode every shard reads every record, so the id bookkeeping below agrees
@@ -465,16 +477,14 @@ def ingest_shard(
     kept: str | os.PathLike,
     rejects: str | os.PathLike,
     counts: str | os.PathLike,
+    whole_files: bool | None = None,
 ) -> None:
     """Ingest one shard: write its table, its rejects and the count of raw records it saw."""
-    index = int(shard)
-    mode = (
-        "whole files by path hash"
-        if shards_by_file(len(files), settings["shards"])
-        else "records by index stride"
-    )
+    if whole_files is None:
+        whole_files = shards_by_file(len(files), settings["shards"])
+    mode = "whole files by path hash" if whole_files else "records by index stride"
     log.info("shard %s of %d, %d file(s), %s", shard, settings["shards"], len(files), mode)
-    table, rejected, raw = ingest_records(list(files), index, settings)
+    table, rejected, raw = ingest_records(list(files), int(shard), settings, whole_files)
     if raw == 0:
         warn(log, f"ingest shard {shard}: no records (files hash to other shards, or are empty)")
     reasons = Counter(rejected.reason)
