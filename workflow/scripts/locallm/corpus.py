@@ -53,6 +53,7 @@ REASONS = (
 )
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+NON_BLANK_LINES = re.compile(r"(?:[^\n]*\S[^\n]*(?:\n|$))+")  # a paragraph of a .txt file
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 WHITESPACE = re.compile(r"\s+")
 # Bytes that do not decode become lone surrogates U+DC80..U+DCFF under `surrogateescape`.
@@ -184,22 +185,16 @@ def read_txt(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
     if settings["txt_split"] == "document":
         yield RawRecord(source, 0, 1, {column: text})
         return
-    paragraphs = []
-    start = 0
-    for end, next_start in [(m.start(), m.end()) for m in PARAGRAPH_BREAK.finditer(text)] + [
-        (len(text), len(text))
-    ]:
-        paragraph = text[start:end]
-        if paragraph.strip():
-            offset = start + len(paragraph) - len(paragraph.lstrip())
-            paragraphs.append((offset, paragraph.strip()))
-        start = next_start
+    paragraphs = [(m.start(), m.group().strip()) for m in NON_BLANK_LINES.finditer(text)]
     if not paragraphs:
         # An empty file still counts as one record, so that its absence shows in the rejects.
         yield RawRecord(source, 0, 1, {column: text})
         return
+    line, counted_to = 1, 0
     for index, (start, paragraph) in enumerate(paragraphs):
-        yield RawRecord(source, index, text.count("\n", 0, start) + 1, {column: paragraph})
+        line += text.count("\n", counted_to, start)  # counted incrementally: linear in the file
+        counted_to = start
+        yield RawRecord(source, index, line, {column: paragraph})
 
 
 def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> Iterator[RawRecord]:
