@@ -20,9 +20,10 @@ REJECT_COLUMNS = ["doc_id", "group_id", "reason", "detail"]
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "-", "*", "·")
 ELLIPSES = ("...", "…")
-# Numbers with separators stay one token ("1,234.5"); words keep inner apostrophes and hyphens;
-# a run of other symbols is one punctuation token.
-TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+(?:['’-]\w+)*|[^\w\s]+")
+# Words: numbers with separators stay one word ("1,234.5"); other words keep inner apostrophes and
+# hyphens; punctuation is skipped (it is not a word).
+WORD = re.compile(r"\d+(?:[.,]\d+)*|\w+(?:['’-]\w+)*")
+LETTER = re.compile(r"[^\W\d_]")
 PARAGRAPH_BREAK = re.compile(r"\n{2,}")
 LINE_BREAK = re.compile(r"\n+")
 
@@ -31,8 +32,8 @@ Failure = tuple[str, str] | None
 
 
 def words_of(text: str) -> list[str]:
-    """Word tokens of a text: tokens with at least one letter or digit (punctuation dropped)."""
-    return [t for t in TOKEN.findall(text) if t[0].isalnum() or t[0] == "_"]
+    """The words of a text (punctuation dropped)."""
+    return WORD.findall(text)
 
 
 class Rule:
@@ -165,14 +166,14 @@ class GopherQuality(TextRule):
                     f"lines ending in an ellipsis={ratio:.3f} > {self.max_ellipsis_lines_ratio}",
                 )
         if self.min_alpha_words_ratio is not None:
-            ratio = sum(any(c.isalpha() for c in w) for w in words) / max(n, 1)
+            ratio = sum(map(bool, map(LETTER.search, words))) / max(n, 1)
             if ratio < self.min_alpha_words_ratio:
                 return (
                     "min_alpha_words_ratio",
                     f"words with a letter={ratio:.3f} < {self.min_alpha_words_ratio}",
                 )
         if self.min_stop_words is not None:
-            stops = sum(w.lower() in STOP_WORDS for w in words)
+            stops = sum(map(STOP_WORDS.__contains__, map(str.lower, words)))
             if stops < self.min_stop_words:
                 return "min_stop_words", f"stop words={stops} < {self.min_stop_words}"
         return None
@@ -528,7 +529,9 @@ def filter_report(
         for reason, count in sorted(reasons.value_counts().items()):
             rows.append({"shard": shard, "reason": reason, "documents": int(count)})
     table = pd.DataFrame(rows, columns=["shard", "reason", "documents"])
-    total = table.groupby("reason", sort=False, as_index=False)["documents"].sum()
+    total = table.groupby("reason", as_index=False)["documents"].sum()
+    first = {"corpus": "0", "kept": "1"}  # then the reasons, alphabetically
+    total = total.sort_values("reason", key=lambda r: r.map(lambda x: first.get(x, "2" + x)))
     table = pd.concat([table, total.assign(shard="total")[table.columns]], ignore_index=True)
     # Share of the shard's (or the total's) corpus rows.
     corpus_rows = table[table["reason"] == "corpus"].set_index("shard")["documents"]
