@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from datasketch import MinHash
-
 from locallm.config import with_defaults
 from locallm.dedup import (
     find_duplicates,
@@ -32,7 +31,9 @@ def jaccard(a: str, b: str) -> float:
 
 
 def docs(texts: dict[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({"doc_id": list(texts), "group_id": list(texts), "text": list(texts.values())})
+    return pd.DataFrame(
+        {"doc_id": list(texts), "group_id": list(texts), "text": list(texts.values())}
+    )
 
 
 def duplicates(texts: dict[str, str], **settings) -> pd.DataFrame:
@@ -122,3 +123,27 @@ def test_signature_width_other_than_bands_times_rows_is_an_error():
     table = signature_table(docs({"a": "one two three"}), SETTINGS)
     with pytest.raises(ValueError, match="bands x dedup.rows"):
         find_duplicates(table, {**SETTINGS, "bands": 10})
+
+
+def test_signature_shards_round_trip_through_parquet_into_duplicates(tmp_path):
+    from locallm.dedup import dedup, minhash_shard
+    from locallm.tables import read_table, write_table
+
+    text = " ".join(BASE)
+    write_table(docs({"s0-a": text, "s0-b": NEAR_30}), tmp_path / "corpus/000.parquet")
+    write_table(docs({"s1-a": NEAR_90, "s1-b": text}), tmp_path / "corpus/001.parquet")
+    shards = [tmp_path / f"signatures/{s}.parquet" for s in ("000", "001")]
+    for shard, out in zip(("000", "001"), shards, strict=True):
+        minhash_shard(tmp_path / f"corpus/{shard}.parquet", SETTINGS, out)
+    assert read_table(shards[0]).columns.tolist() == [
+        "doc_id",
+        "group_id",
+        "exact_hash",
+        "signature",
+    ]
+    dedup(shards, SETTINGS, tmp_path / "duplicates.parquet")
+    found = read_table(tmp_path / "duplicates.parquet")
+    assert found[["doc_id", "duplicate_of", "kind"]].values.tolist() == [
+        ["s1-a", "s0-a", "near"],
+        ["s1-b", "s0-a", "exact"],
+    ]

@@ -2,7 +2,6 @@
 
 import pandas as pd
 import pytest
-
 from locallm.config import with_defaults
 from locallm.filtering import (
     ClusterCap,
@@ -118,7 +117,7 @@ def test_length_bounds(text, reason):
             "\n".join(["and so…"] * 4 + ["done"] * 6),
             "max_ellipsis_lines_ratio",
         ),
-        # words with a letter: 8/10 vs 7/10 (numbers are words without a letter; punctuation is no word)
+        # words with a letter: 8/10 vs 7/10 (numbers have no letter; punctuation is no word)
         (
             GopherQuality(min_alpha_words_ratio=0.8),
             words(8) + " 1990 1,234 !!",
@@ -349,3 +348,11 @@ def test_report_fails_when_rows_are_missing(tmp_path):
             [tmp_path / "rejects.parquet"],
             tmp_path / "r.tsv",
         )
+
+
+def test_document_without_cluster_assignment_is_an_error_naming_it():
+    from locallm.filtering import with_clusters
+
+    assignments = pd.DataFrame({"doc_id": ["d0"], "cluster": [1]})
+    with pytest.raises(ValueError, match="assignments/000.parquet.*'d1'"):
+        with_clusters(frame("a", "b"), assignments, "assignments/000.parquet")
