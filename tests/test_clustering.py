@@ -173,3 +173,36 @@ def test_map_labels_are_spread_at_least_the_gap_apart():
     placed = spread(y, 0.1)
     assert np.all(np.diff(np.sort(placed)) >= 0.1 - 1e-12)
     assert np.argsort(placed).tolist() == np.argsort(y, kind="stable").tolist()
+
+
+class FakeEncoder:
+    """Stands in for a sentence-transformers model: one dimension per topic word."""
+
+    def encode(self, texts, normalize_embeddings, show_progress_bar):
+        vectors = np.array([[t.count("fishing") + 0.1, t.count("tax") + 0.1] for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_embedding_features_cluster_and_the_encoder_is_not_pickled(tmp_path, monkeypatch):
+    import pickle
+
+    import locallm.clustering as clustering
+
+    monkeypatch.setattr(clustering, "load_encoder", lambda path: FakeEncoder())
+    docs = two_topic_corpus()
+    model = fit_clusters(docs.text.tolist(), settings(features=str(tmp_path)), seed=1)
+    result = assign(model, docs)
+    assert result.cluster[:20].nunique() == 1 and result.cluster[20:].nunique() == 1
+    assert result.cluster[0] != result.cluster[20]
+    assert "fishing" in model.terms.get_feature_names_out()
+    assert pickle.loads(pickle.dumps(model))._encoder is None
+
+
+def test_missing_sentence_transformers_package_says_how_to_fix(tmp_path, monkeypatch):
+    import sys
+
+    from locallm.clustering import load_encoder
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import now fails
+    with pytest.raises(ImportError, match="cluster.features: tfidf"):
+        load_encoder(str(tmp_path))
