@@ -24,7 +24,8 @@ rule split:
         mem_mb=4000,
     params:
         settings=config["split"],
-        task=config["task"],
+        # Only the task keys the split reads: editing a prompt must not re-split (and re-train).
+        task={key: config["task"][key] for key in ["label_column", "labels"]},
         seed=config["seed"],
     script:
         "../scripts/split.py"
