@@ -1,5 +1,158 @@
-# Rules of the model half: bootstrap_base, build_sft, build_preferences, tokenize, sft, dpo, merge.
+# Rules of the model half: bootstrap_base (builtin:tiny only), build_sft, build_preferences,
+# tokenize, sft, dpo per variant, and merge (an optional target). Functions: model_common.smk.
 
 
-def model_targets():
-    return []
+include: "model_common.smk"
+
+
+rule bootstrap_base:
+    input:
+        train="results/splits/train.parquet",
+    output:
+        directory(BOOTSTRAPPED_BASE),
+    log:
+        "logs/bootstrap_base/bootstrap_base.log",
+    benchmark:
+        "benchmarks/bootstrap_base/bootstrap_base.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=config["training"]["mem_mb"],
+        runtime=config["training"]["runtime"],
+    params:
+        tiny=config["model"]["tiny"],
+        seed=config["seed"],
+    script:
+        "../scripts/bootstrap_base.py"
+
+
+rule build_sft:
+    input:
+        "results/splits/{split}.parquet",
+    output:
+        "results/sft_data/{split}.parquet",
+    log:
+        "logs/build_sft/{split}.log",
+    benchmark:
+        "benchmarks/build_sft/{split}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        task=config["task"],
+        seed=config["seed"],
+    script:
+        "../scripts/build_sft.py"
+
+
+rule build_preferences:
+    input:
+        unpack(preference_input),
+    output:
+        pairs="results/preferences/{split}.parquet",
+        rejects="results/preferences/rejects/{split}.parquet",
+    log:
+        "logs/build_preferences/{split}.log",
+    benchmark:
+        "benchmarks/build_preferences/{split}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        task=config["task"],
+        seed=config["seed"],
+    script:
+        "../scripts/build_preferences.py"
+
+
+rule tokenize:
+    input:
+        unpack(tokenize_input),
+    output:
+        data=directory("results/tokenized/{variant}/data"),
+        report=report(
+            "results/tokenized/{variant}/lengths.tsv", category="Training data"
+        ),
+        histogram=report(
+            "results/tokenized/{variant}/lengths.png", category="Training data"
+        ),
+    log:
+        "logs/tokenize/{variant}.log",
+    benchmark:
+        "benchmarks/tokenize/{variant}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        settings=tokenize_settings,
+        base_path=base_path,
+    script:
+        # Not tokenize.py: workflow/scripts is on sys.path, where that name would shadow the
+        # standard library's tokenize module.
+        "../scripts/tokenize_sft.py"
+
+
+rule sft:
+    input:
+        unpack(sft_input),
+    output:
+        directory("results/models/{variant}/sft"),
+    log:
+        "logs/sft/{variant}.log",
+    benchmark:
+        "benchmarks/sft/{variant}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: training_threads
+    resources:
+        mem_mb=training_mem_mb,
+        runtime=training_runtime,
+    params:
+        settings=training_settings,
+        base_path=base_path,
+        checkpoints=checkpoint_dir("sft"),
+        seed=config["seed"],
+    script:
+        "../scripts/sft.py"
+
+
+rule dpo:
+    input:
+        unpack(dpo_input),
+    output:
+        directory("results/models/{variant}/dpo"),
+    log:
+        "logs/dpo/{variant}.log",
+    benchmark:
+        "benchmarks/dpo/{variant}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: training_threads
+    resources:
+        mem_mb=training_mem_mb,
+        runtime=training_runtime,
+    params:
+        settings=training_settings,
+        base_path=base_path,
+        checkpoints=checkpoint_dir("dpo"),
+        seed=config["seed"],
+    script:
+        "../scripts/dpo.py"
+
+
+rule merge:
+    input:
+        unpack(merge_input),
+    output:
+        directory("results/merged/{variant}/{stage}"),
+    log:
+        "logs/merge/{variant}/{stage}.log",
+    benchmark:
+        "benchmarks/merge/{variant}/{stage}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    resources:
+        mem_mb=training_mem_mb,
+    params:
+        settings=training_settings,
+        base_path=base_path,
+    script:
+        "../scripts/merge.py"

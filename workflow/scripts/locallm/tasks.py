@@ -99,7 +99,7 @@ def sft_table(df: pd.DataFrame, task: dict[str, Any]) -> pd.DataFrame:
 
 
 def preferences_from_labels(df: pd.DataFrame, task: dict[str, Any], seed: int) -> pd.DataFrame:
-    """TRL prompt/chosen/rejected table (conversational): chosen = gold, rejected = another label."""
+    """TRL prompt/chosen/rejected table (conversational): chosen = gold, rejected = another."""
     if task["kind"] != "classify":
         raise ValueError(
             "config task.preferences.source `labels` needs task.kind `classify`; "

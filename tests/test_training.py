@@ -1,0 +1,237 @@
+"""SFT and DPO on a tiny model the test saves: outputs, 4-bit QLoRA, resume, DPO reference."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from locallm.base_model import save_base, tiny_model, train_tokenizer
+from locallm.config import with_defaults
+from locallm.models import load_stage_model
+from locallm.tables import write_table
+from locallm.tasks import preferences_from_labels, sft_table
+from locallm.tokenization import tokenize_splits
+from locallm.training import newest_checkpoint, train_dpo, train_sft
+
+WORDS = {"Democratic": "harvest river", "Republican": "granite market"}
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_layers": 2,
+    "num_heads": 4,
+    "context_length": 128,
+}
+
+
+def config(**training) -> dict:
+    return with_defaults(
+        {
+            "task": {
+                "prompt": "Party? {text}",
+                "label_column": "party",
+                "labels": ["Democratic", "Republican"],
+            },
+            "training": {
+                "max_length": 64,
+                "max_steps": 6,
+                "per_device_batch_size": 4,
+                "learning_rate": 0.005,
+                "logging_steps": 1,
+                "save_steps": 2,
+                "lora_r": 4,
+                "dpo_max_steps": 4,
+                "dpo_learning_rate": 0.005,
+                **training,
+            },
+        }
+    )
+
+
+def settings(cfg: dict, base: str) -> dict:
+    return {**cfg["training"], "base": base, "revision": None, "trust_remote_code": False}
+
+
+def docs(n: int = 32) -> pd.DataFrame:
+    labels = ["Democratic", "Republican"] * (n // 2)
+    return pd.DataFrame(
+        {
+            "doc_id": [f"d{i}" for i in range(n)],
+            "group_id": [f"g{i}" for i in range(n)],
+            "text": [f"{WORDS[label]} number {i}" for i, label in enumerate(labels)],
+            "party": labels,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A saved tiny base, SFT and preference tables for a task a tiny model can learn."""
+    root = tmp_path_factory.mktemp("training")
+    cfg = config()
+    texts = docs().text.tolist() + list(WORDS) * 10
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    save_base(tiny_model(tokenizer, TINY, seed=0), tokenizer, root / "base")
+    write_table(sft_table(docs(), cfg["task"]), root / "sft_train.parquet")
+    write_table(preferences_from_labels(docs(), cfg["task"], 0), root / "pref_train.parquet")
+    return root
+
+
+def tokenize(root: Path, cfg: dict, name: str = "tokenized") -> str:
+    out = root / name
+    if not out.exists():
+        tokenize_splits(
+            {"train": str(root / "sft_train.parquet")},
+            str(root / "base"),
+            settings(cfg, str(root / "base")),
+            str(out),
+            str(root / f"{name}.tsv"),
+            str(root / f"{name}.png"),
+        )
+    return str(out)
+
+
+def read_log(stage: Path) -> pd.DataFrame:
+    return pd.read_csv(stage / "train_log.tsv", sep="\t")
+
+
+def test_tokenize_writes_a_dataset_and_a_length_report(workspace):
+    cfg = config()
+    tokenize(workspace, cfg)
+    report = pd.read_csv(workspace / "tokenized.tsv", sep="\t")
+    assert report.loc[0, "examples"] == 32
+    assert report.loc[0, "truncated"] == 0
+    assert report.loc[0, "context_length"] == 128
+    assert (workspace / "tokenized" / "train" / "dataset_info.json").exists()
+
+
+@pytest.fixture(scope="module")
+def qlora_sft(workspace) -> Path:
+    """A QLoRA SFT stage trained for 6 steps."""
+    cfg = config()
+    out = workspace / "qlora_sft"
+    train_sft(
+        tokenize(workspace, cfg),
+        str(workspace / "base"),
+        settings(cfg, str(workspace / "base")),
+        str(out),
+        str(workspace / "ckpt" / "qlora"),
+        seed=1,
+        threads=1,
+    )
+    return out
+
+
+def test_qlora_sft_trains_a_4bit_adapter_and_writes_its_outputs(workspace, qlora_sft):
+    cfg = config()
+    out = qlora_sft
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["linear_4bit_layers"] == 14
+    assert info["steps"] == 6
+    assert info["tokens"] > 0 and info["tokens_per_s"] > 0
+    assert (out / "adapter_model.safetensors").exists()
+    assert (out / "loss.png").exists()
+    history = read_log(out)
+    assert history.step.tolist() == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "learning_rate", "grad_norm", "tokens"} <= set(history.columns)
+    model, _ = load_stage_model(
+        settings(cfg, str(workspace / "base")), str(workspace / "base"), str(out)
+    )
+    assert type(model).__name__.startswith("PeftModel")
+
+
+def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(workspace):
+    cfg = config(method="lora")
+    args = dict(
+        tokenized=tokenize(workspace, cfg),
+        base_path=str(workspace / "base"),
+        settings=settings(cfg, str(workspace / "base")),
+        output=str(workspace / "lora_sft"),
+        checkpoints=str(workspace / "ckpt" / "lora"),
+        seed=1,
+        threads=1,
+    )
+    train_sft(**args, stop_after_steps=3)  # "killed" after the checkpoint at step 2
+    assert not Path(args["output"]).exists()
+    assert (Path(args["checkpoints"]) / "checkpoint-2").exists()
+    train_sft(**args)
+    info = json.loads((Path(args["output"]) / "run_info.json").read_text())
+    assert info["resumed_from"].endswith("checkpoint-2")
+    assert info["steps"] == 6
+    assert read_log(Path(args["output"])).step.tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_checkpoints_of_other_settings_are_discarded(tmp_path):
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "run_key.json").write_text(json.dumps({"key": "old"}))
+    assert newest_checkpoint(tmp_path, "new") is None
+    assert not (tmp_path / "checkpoint-4").exists()
+
+
+def test_full_sft_learns_the_task_and_dpo_prefers_chosen_answers(workspace):
+    cfg = config(method="full", max_steps=30, learning_rate=0.003)
+    base = str(workspace / "base")
+    sft_dir, dpo_dir = workspace / "full_sft", workspace / "full_dpo"
+    train_sft(
+        tokenize(workspace, cfg),
+        base,
+        settings(cfg, base),
+        str(sft_dir),
+        str(workspace / "ckpt" / "full_sft"),
+        seed=1,
+        threads=1,
+    )
+    history = read_log(sft_dir)
+    assert history.loss.iloc[-3:].mean() < history.loss.iloc[:3].mean()
+    train_dpo(
+        str(sft_dir),
+        str(workspace / "pref_train.parquet"),
+        base,
+        settings(cfg, base),
+        str(dpo_dir),
+        str(workspace / "ckpt" / "full_dpo"),
+        seed=1,
+        threads=1,
+    )
+    dpo_log = read_log(dpo_dir)
+    assert {"reward_accuracy", "reward_margin"} <= set(dpo_log.columns)
+    assert (dpo_dir / "model.safetensors").exists()
+
+
+def test_dpo_reference_is_the_sft_adapter_not_the_base(workspace, qlora_sft):
+    """At the first step the policy is the SFT adapter and so is the reference: rewards are 0."""
+    cfg = config(dpo_max_steps=1)
+    base = str(workspace / "base")
+    out = workspace / "qlora_dpo"
+    train_dpo(
+        str(qlora_sft),
+        str(workspace / "pref_train.parquet"),
+        base,
+        settings(cfg, base),
+        str(out),
+        str(workspace / "ckpt" / "qlora_dpo"),
+        seed=1,
+        threads=1,
+    )
+    first = read_log(out).iloc[0]
+    # Had the base been the reference, the rewards would be beta times this gap.
+    model, tokenizer = load_stage_model(settings(cfg, base), base, str(qlora_sft))
+    ids = tokenizer.apply_chat_template(
+        [
+            {"role": "user", "content": "Party? harvest river"},
+            {"role": "assistant", "content": "Democratic"},
+        ],
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
+    with torch.no_grad():
+        sft_loss = model(input_ids=ids, labels=ids).loss
+        with model.disable_adapter():
+            base_loss = model(input_ids=ids, labels=ids).loss
+    gap = cfg["training"]["dpo_beta"] * abs(sft_loss - base_loss).item() * ids.shape[1]
+    assert gap > 0.01
+    assert abs(first.reward_chosen) < gap / 10
+    assert abs(first.reward_rejected) < gap / 10
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["r"] == 4
+    assert not (out / "ref").exists()

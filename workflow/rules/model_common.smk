@@ -1,0 +1,134 @@
+# Input functions, constants and targets of the model-half rules (included by model.smk;
+# `snakemake --lint` wants functions and rules in separate files). inference_common.smk uses
+# training_settings() and base_input(), so inference loads a stage exactly as training saved it.
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.config import variant_settings
+from locallm.models import TINY, resolve_base_path
+
+BOOTSTRAPPED_BASE = "results/models/base"
+# Job sizing keys of `training`: kept out of `params` so that changing them re-runs nothing.
+TRAINING_JOB_KEYS = ("threads", "mem_mb", "runtime")
+
+
+def training_settings(wildcards):
+    """The variant's training settings (training defaults + variant overrides), sizing excluded."""
+    settings = variant_settings(config, wildcards.variant)
+    settings["cache_dir"] = config["model"]["cache_dir"]
+    return {k: v for k, v in settings.items() if k not in TRAINING_JOB_KEYS}
+
+
+def base_path(wildcards):
+    """Where the variant's base is loaded from: the bootstrapped folder, a local folder or a Hub id."""
+    return resolve_base_path(training_settings(wildcards), BOOTSTRAPPED_BASE)
+
+
+def base_input(wildcards):
+    """The bootstrapped base as an input when the variant uses builtin:tiny (else nothing to build)."""
+    if training_settings(wildcards)["base"] == TINY:
+        return {"base": BOOTSTRAPPED_BASE}
+    return {}
+
+
+def tokenize_settings(wildcards):
+    """What the tokenized data depends on: tokenizer identity, chat template, length, packing."""
+    keys = (
+        "base",
+        "revision",
+        "trust_remote_code",
+        "cache_dir",
+        "chat_template",
+        "max_length",
+        "packing",
+        "max_truncated_share",
+        "truncation_error",
+    )
+    settings = training_settings(wildcards)
+    return {key: settings[key] for key in keys}
+
+
+def tokenize_input(wildcards):
+    return {
+        "train": "results/sft_data/train.parquet",
+        "validation": "results/sft_data/validation.parquet",
+        **base_input(wildcards),
+    }
+
+
+def sft_input(wildcards):
+    return {
+        "data": f"results/tokenized/{wildcards.variant}/data",
+        **base_input(wildcards),
+    }
+
+
+def dpo_input(wildcards):
+    return {
+        "sft": f"results/models/{wildcards.variant}/sft",
+        "preferences": "results/preferences/train.parquet",
+        **base_input(wildcards),
+    }
+
+
+def merge_input(wildcards):
+    if wildcards.stage == "base":
+        raise WorkflowError(
+            "merge: the base stage has no adapter; ask for .../sft or .../dpo"
+        )
+    return {
+        "stage": f"results/models/{wildcards.variant}/{wildcards.stage}",
+        **base_input(wildcards),
+    }
+
+
+def preference_input(wildcards):
+    """The split table, and the user's preference file when task.preferences.source is `file`."""
+    inputs = {"split": f"results/splits/{wildcards.split}.parquet"}
+    if config["task"]["preferences"]["source"] == "file":
+        inputs["file"] = config["task"]["preferences"]["path"]
+    return inputs
+
+
+def checkpoint_dir(stage):
+    """Checkpoints of a training stage, outside its declared output so they survive a failed job."""
+
+    def folder(wildcards):
+        return f"results/checkpoints/{wildcards.variant}/{stage}"
+
+    return folder
+
+
+def training_resources(wildcards):
+    """Threads, memory (MB) and runtime (minutes) of a training job of this variant.
+
+    One place to plug in an estimate from the model size, method and sequence length.
+    """
+    settings = variant_settings(config, wildcards.variant)
+    return {key: settings[key] for key in TRAINING_JOB_KEYS}
+
+
+def training_threads(wildcards):
+    return training_resources(wildcards)["threads"]
+
+
+def training_mem_mb(wildcards):
+    return training_resources(wildcards)["mem_mb"]
+
+
+def training_runtime(wildcards):
+    return training_resources(wildcards)["runtime"]
+
+
+def model_targets():
+    """Every variant's tokenized data report and its SFT and DPO stages."""
+    return expand(
+        [
+            "results/tokenized/{variant}/lengths.tsv",
+            "results/models/{variant}/sft",
+            "results/models/{variant}/dpo",
+        ],
+        variant=VARIANTS,
+    )

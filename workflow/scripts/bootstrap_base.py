@@ -1,0 +1,11 @@
+from locallm.base_model import bootstrap_base
+from locallm.logs import log_to
+
+with log_to(snakemake.log[0]):
+    bootstrap_base(
+        train=snakemake.input.train,
+        output=snakemake.output[0],
+        tiny=snakemake.params.tiny,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+    )

@@ -1,0 +1,13 @@
+from locallm.logs import log_to
+from locallm.training import train_sft
+
+with log_to(snakemake.log[0]):
+    train_sft(
+        tokenized=snakemake.input.data,
+        base_path=snakemake.params.base_path,
+        settings=snakemake.params.settings,
+        output=snakemake.output[0],
+        checkpoints=snakemake.params.checkpoints,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+    )
