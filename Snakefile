@@ -19,6 +19,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/hpc.smk"
 
 
 rule all:

@@ -1,0 +1,47 @@
+# Rules for clusters: fetch each variant's base model on the login node (compute nodes often have
+# no internet), and the pre-flight table: size, context, chat template, licence, GPU fit per variant.
+
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.preflight import format_preflight, preflight_table
+
+# Printed by every run and dry-run of the main Snakemake process (not inside cluster jobs), before
+# any job is submitted; a model not fetched yet is listed as such.
+if workflow.is_main_process:
+    print(format_preflight(preflight_table(config)), file=sys.stderr)
+
+
+rule fetch_base:
+    output:
+        "results/models/fetched/{variant}.json",
+    log:
+        "logs/fetch_base/{variant}.log",
+    benchmark:
+        "benchmarks/fetch_base/{variant}.tsv"
+    localrule: True
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        settings=training_settings,
+    script:
+        "../scripts/fetch_base.py"
+
+
+rule preflight:
+    input:
+        expand("results/models/fetched/{variant}.json", variant=VARIANTS),
+    output:
+        report("results/preflight.tsv", category="Models"),
+    log:
+        "logs/preflight/preflight.log",
+    benchmark:
+        "benchmarks/preflight/preflight.tsv"
+    localrule: True
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        # The sections the table reads: model, training, variants, hpc.
+        config={k: config[k] for k in ("model", "training", "variants", "hpc")},
+    script:
+        "../scripts/preflight.py"
