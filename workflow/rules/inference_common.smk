@@ -1,7 +1,7 @@
 # Input functions, constants and targets of the inference and evaluation rules (included by
 # inference.smk; `snakemake --lint` wants functions and rules in separate files).
 
-# Uses training_settings() and base_input() of model.smk (the same loading settings as training).
+# Uses training_settings() and base_input() of model_common.smk (the same loading settings as training).
 
 STAGES = config["inference"]["stages"]
 INFER_SHARDS = [f"{i:03d}" for i in range(config["inference"]["shards"])]
@@ -58,8 +58,6 @@ def evaluated():
 
 
 def evaluation_targets():
-    if "sft" not in workflow._rules:
-        return []  # TEMPORARY: until the model half's rules (model.smk) land
     predictions = expand(
         "results/predictions/{variant}/{stage}.parquet", variant=VARIANTS, stage=STAGES
     )

@@ -326,7 +326,7 @@ def predict(
         if len(set(n_tokens.tolist())) > 1 and settings["label_scoring"] == "sum":
             log.info(
                 "labels differ in token count %s; scoring sums",
-                dict(zip(labels, n_tokens, strict=True)),
+                dict(zip(labels, n_tokens.tolist(), strict=True)),
             )
         probs = label_probabilities(ll, n_tokens, settings["label_scoring"])
         best = probs.argmax(axis=1)
