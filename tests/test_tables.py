@@ -39,3 +39,17 @@ def test_atomic_dir_replaces_old_folder_only_on_success(tmp_path):
 def test_read_table_names_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.parquet"):
         read_table(tmp_path / "nowhere.parquet")
+
+
+def test_outputs_get_umask_permissions_not_mkstemp_private_ones(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "f").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.parquet").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -17,7 +17,7 @@ import pandas as pd
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
-    A job killed half-way leaves a `.tmp-*` file behind, never a half-written output that looks done.
+    A killed job leaves a `.tmp-*` file behind, never a half-written output that looks done.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,19 +26,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes 0600 files; give the output the permissions a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Like `atomic_path` for a folder: build it under a temporary name, then rename it into place."""
+    """Like `atomic_path` for a folder: build it under a temporary name, then rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o777 & ~_umask())
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
@@ -55,7 +64,7 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
 
 
 def read_tables(paths: list[str] | list[Path], columns: list[str] | None = None) -> pd.DataFrame:
-    """Read and concatenate Parquet tables (for example all shards of one stage), in the given order."""
+    """Read and concatenate Parquet tables (e.g. all shards of a stage), in the given order."""
     frames = [read_table(p, columns=columns) for p in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
