@@ -168,3 +168,19 @@ def test_uniform_baseline_scores_chance():
 
 def test_perplexity_weights_texts_by_tokens():
     assert perplexity(np.array([2.0, 4.0]), np.array([1, 3])) == pytest.approx(np.exp(1.5))
+
+
+def test_accuracy_over_majority_is_paired_on_the_same_resampled_rows():
+    # Group a: model 7/10 right, majority guess 5/10 (gain 0.2); group b: both 9/10 (gain 0).
+    # A resample of two groups gains 0, 0.1 or 0.2, whatever its accuracy (0.7 to 0.9).
+    gold = np.array([0] * 5 + [1] * 5 + [0] * 9 + [1] * 1)
+    predicted = gold.copy()
+    predicted[[5, 6, 7, 19]] = 0  # wrong on 3 of group A's 1s and on group B's single 1
+    groups = ["a"] * 10 + ["b"] * 10
+    point, intervals = evaluate_labels(gold, predicted, groups, LABELS, majority=0, n_boot=100,
+                                       seed=0)  # fmt: skip
+    assert point["accuracy_over_majority"] == pytest.approx(16 / 20 - 14 / 20)
+    ci = intervals.set_index("metric")
+    assert ci.loc["accuracy_over_majority", "ci_low"] == pytest.approx(0.0)
+    assert ci.loc["accuracy_over_majority", "ci_high"] == pytest.approx(0.2)
+    assert ci.loc["accuracy", "ci_low"] == pytest.approx(0.7)

@@ -30,7 +30,7 @@ from locallm.tables import read_table, save_figure, write_table, write_tsv  # no
 
 log = get_logger(__name__)
 
-HEADLINE = ["accuracy", "macro_f1", "cohen_kappa", "krippendorff_alpha"]
+HEADLINE = ["accuracy", "accuracy_over_majority", "macro_f1", "cohen_kappa", "krippendorff_alpha"]
 STAGE_ORDER = {"base": 0, "sft": 1, "dpo": 2}
 
 
@@ -97,6 +97,7 @@ def evaluate_model(
     label_column: str,
     settings: dict[str, Any],
     seed: int,
+    majority: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Metric rows, confusion counts and reliability table of one variant x stage."""
     variant, stage = predictions["variant"].iloc[0], predictions["stage"].iloc[0]
@@ -111,6 +112,7 @@ def evaluate_model(
         labels,
         confidence=confidence,
         calibration_bins=settings["calibration_bins"],
+        majority=majority,
         n_boot=settings["bootstrap"],
         seed=seed,
     )
@@ -195,8 +197,8 @@ def plot_comparison(metrics: pd.DataFrame) -> plt.Figure:
     baselines = metrics[metrics["variant"] == "baseline"]
     names = list(dict.fromkeys(models["model"]))
     fig, axes = plt.subplots(
-        1, len(HEADLINE), figsize=(4 * len(HEADLINE), 1 + 0.45 * len(names)), sharey=True,
-        squeeze=False,
+        1, len(HEADLINE), figsize=(4 * len(HEADLINE), 1.5 + 0.45 * len(names)), sharey=True,
+        squeeze=False, layout="constrained",
     )  # fmt: skip
     for ax, metric in zip(axes[0], HEADLINE, strict=True):
         rows = models[models["metric"] == metric].set_index("model")
@@ -209,6 +211,8 @@ def plot_comparison(metrics: pd.DataFrame) -> plt.Figure:
             ax.axvline(
                 base["value"], linestyle=style, color="grey", label=f"{base['stage']} baseline"
             )
+        if metric == "accuracy_over_majority":
+            ax.axvline(0, linestyle="--", color="grey")  # above 0: beats the majority baseline
         ax.set_title(metric)
         ax.set_yticks(y, names)
         ax.invert_yaxis()
@@ -222,8 +226,9 @@ def _grid(keys: list[tuple[str, str]]) -> tuple[plt.Figure, dict[tuple[str, str]
     variants = list(dict.fromkeys(v for v, _ in keys))
     stages = sorted(dict.fromkeys(s for _, s in keys), key=lambda s: STAGE_ORDER.get(s, 9))
     fig, axes = plt.subplots(
-        len(variants), len(stages), squeeze=False, figsize=(3.6 * len(stages), 3.2 * len(variants))
-    )
+        len(variants), len(stages), squeeze=False, sharey=True, layout="constrained",
+        figsize=(3.6 * len(stages), 3.2 * len(variants)),
+    )  # fmt: skip
     cells = {(v, s): axes[i][j] for i, v in enumerate(variants) for j, s in enumerate(stages)}
     for key, ax in cells.items():
         if key not in keys:
@@ -242,9 +247,11 @@ def plot_confusions(counts: pd.DataFrame) -> plt.Figure:
             columns=list(dict.fromkeys(table["predicted"])),
         )
         ax = cells[(variant, stage)]
-        ax.imshow(matrix.to_numpy(), cmap="Blues")
-        for (i, j), value in np.ndenumerate(matrix.to_numpy()):
-            ax.text(j, i, int(value), ha="center", va="center")
+        values = matrix.to_numpy()
+        ax.imshow(values, cmap="Blues")
+        for (i, j), value in np.ndenumerate(values):
+            dark = value > values.max() / 2
+            ax.text(j, i, int(value), ha="center", va="center", color="white" if dark else "black")
         ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
         ax.set_yticks(range(matrix.shape[0]), matrix.index)
         ax.set_title(f"{variant} / {stage}")
@@ -295,6 +302,9 @@ def evaluate(
 ) -> None:
     """Every variant x stage against the gold labels, with baselines and perplexities."""
     labels, label_column = task["labels"], task["label_column"]
+    train_labels = read_table(train, columns=[label_column])[label_column]
+    train_gold = encode(train_labels.tolist(), labels, allow_unmatched=False)
+    majority = majority_label(train_gold, len(labels))
     metrics, counts, reliability = [], [], []
     test = None
     for path in predictions:
@@ -304,14 +314,13 @@ def evaluate(
             continue
         if label_column not in table:
             raise ValueError(f"{path}: no gold label column {label_column!r} (task.label_column)")
-        m, c, r = evaluate_model(table, labels, label_column, settings, seed)
+        m, c, r = evaluate_model(table, labels, label_column, settings, seed, majority)
         metrics.append(m)
         counts.append(c)
         reliability.append(r)
         test = table if test is None else test
     if test is None:
         raise ValueError("no predictions to evaluate: every predictions table is empty")
-    train_labels = read_table(train, columns=[label_column])[label_column]
     metrics.append(baseline_rows(test, train_labels, labels, label_column, settings, seed))
     for path in perplexities:
         table = read_table(path)

@@ -184,14 +184,25 @@ def evaluate_labels(
     *,
     confidence: np.ndarray | None = None,
     calibration_bins: int = 10,
+    majority: int | None = None,
     n_boot: int,
     seed: int,
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """Point estimates and group-bootstrap CIs of every metric (ECE too, given confidences)."""
+    """Point estimates and group-bootstrap CIs of every metric.
+
+    Given confidences, ECE too; given the majority label, `accuracy_over_majority`: the accuracy
+    minus the majority-class baseline's on the same resampled rows. That paired difference is the
+    test of "beats the baseline": the two accuracies' own intervals are wide when groups differ in
+    label balance, but they move together.
+    """
     correct = gold == predicted
 
     def statistic(rows: np.ndarray) -> dict[str, float]:
         values = agreement(gold[rows], predicted[rows], labels)
+        if majority is not None:
+            values["accuracy_over_majority"] = values["accuracy"] - float(
+                np.mean(gold[rows] == majority)
+            )
         if confidence is not None:
             values["ece"], _ = expected_calibration_error(
                 confidence[rows], correct[rows], calibration_bins
