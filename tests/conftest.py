@@ -34,8 +34,8 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         "snakemake",
         "--cores",
         "2",
-        "--configfile",
-        "config/test.yaml",
+        # One token: `--configfile` takes several values and would swallow the targets after it.
+        "--configfile=config/test.yaml",
     ]
     result = subprocess.run(
         [*command, *args], cwd=workdir, capture_output=True, text=True, env={**os.environ}
