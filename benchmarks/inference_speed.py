@@ -1,11 +1,17 @@
 """Inference speed: batched length-sorted generation vs transformers' pipeline one prompt at a time,
 and label scoring (classify) vs generate + parse, on the same model and prompts.
 
-    python benchmarks/inference_speed.py                       # a tiny Llama trained here briefly
-    python benchmarks/inference_speed.py --model results/models/base   # any save_pretrained folder
+    python benchmarks/inference_speed.py
 
-Prints a Markdown table for docs/performance.md. Greedy outputs of both generation paths must be
-identical (asserted): the speed-up may not come from answering something else.
+1. Generation: a Llama of `--hidden` x `--layers` (random weights: speed does not depend on them,
+   and every prompt then generates all `--max-new-tokens`), greedy. Both paths' outputs must be
+   identical (asserted): the speed-up may not come from answering something else.
+2. Classify vs generate + parse: the builtin:tiny shape trained here for `--train-steps` steps on
+   prompt -> party (a trained model, so accuracy means something), or `--model` (any
+   save_pretrained folder).
+
+Prints Markdown tables for docs/performance.md, with wall and CPU seconds (on a shared machine wall
+time also measures the other jobs).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ def sotu_examples(task: dict, n_train: int, n_test: int, seed: int):
         if address["party"] not in task["labels"]:
             continue
         for paragraph in address["text"].split("\n\n"):
-            if len(paragraph) > 200:
+            if 200 < len(paragraph) <= 1200:  # the demo's passages: chunk_chars 1200
                 rows.append({"text": paragraph.strip(), "party": address["party"], "a": index})
     rng = np.random.default_rng(seed)
     train = [r for r in rows if r["a"] % 5]
@@ -74,25 +80,50 @@ def quick_model(task: dict, train: list[dict], steps: int, seed: int):
 
 
 def timed(fn):
-    """fn()'s result and the CPU seconds it used (on a shared machine wall time measures others)."""
-    start = time.process_time()
+    """fn()'s result, wall seconds and CPU seconds (all threads of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    return result, time.process_time() - start
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="a save_pretrained folder (default: train a tiny one here)")
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--train-steps", type=int, default=150)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1234)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    task = load_config(ROOT / "config/config.yaml")["task"]
-    train, test = sotu_examples(task, 2000, args.prompts, args.seed)
+def generation_speed(args, task, train, test) -> None:
+    """Batched, length-sorted greedy generation vs the pipeline, one prompt at a time."""
+    from locallm.base_model import tiny_model, train_tokenizer
+    from transformers import pipeline
+
+    tokenizer = train_tokenizer([r["text"] for r in train], 4096)
+    shape = {"hidden_size": args.hidden, "intermediate_size": 4 * args.hidden,
+             "num_layers": args.layers, "num_heads": 8, "context_length": 2048}  # fmt: skip
+    model = tiny_model(tokenizer, shape, args.seed).eval()
+    prompts = render_prompts(tokenizer, [build_prompt(r, task) for r in test])
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    greedy = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
+    generate_texts(model, tokenizer, prompts[:2], batch_size=2, **greedy)  # warm-up
+    batched, wall_b, cpu_b = timed(
+        lambda: generate_texts(model, tokenizer, prompts, batch_size=args.batch_size, **greedy)
+    )
+    single, wall_s, cpu_s = timed(
+        lambda: [pipe(p, return_full_text=False, **greedy)[0]["generated_text"].strip()
+                 for p in prompts]
+    )  # fmt: skip
+    differ = [i for i, (b, s) in enumerate(zip(batched, single, strict=True)) if b[0] != s]
+    assert not differ, f"greedy outputs differ for prompts {differ[:5]}: {batched[differ[0]]!r}"
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"\n### Generation: {len(prompts)} prompts ({np.mean(lengths):.0f} tokens on average), "
+          f"{args.max_new_tokens} new tokens each, Llama {args.hidden}x{args.layers} "
+          f"({n_params / 1e6:.1f} M parameters), {args.threads} threads\n")  # fmt: skip
+    print("| method | wall s | CPU s | ratio (wall) | ratio (CPU) |")
+    print("|---|---|---|---|---|")
+    print(f"| pipeline('text-generation'), one prompt at a time | {wall_s:.1f} | {cpu_s:.1f} | 1.0 "
+          f"| 1.0 |")  # fmt: skip
+    print(f"| generate_texts: batches of {args.batch_size}, length-sorted, left-padded "
+          f"(outputs identical) | {wall_b:.1f} | {cpu_b:.1f} | {wall_s / wall_b:.1f} | "
+          f"{cpu_s / cpu_b:.1f} |")  # fmt: skip
+
+
+def classify_vs_generate(args, task, train, test) -> None:
+    """Label log-likelihoods vs generate + parse on the same trained model and prompts."""
     if args.model:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -100,69 +131,60 @@ def main() -> None:
         model = AutoModelForCausalLM.from_pretrained(args.model, use_safetensors=True).eval()
         source = args.model
     else:
-        (model, tokenizer), seconds = timed(
+        (model, tokenizer), _, cpu = timed(
             lambda: quick_model(task, train, args.train_steps, args.seed)
         )
-        source = f"builtin:tiny shape, {args.train_steps} steps on {len(train)} paragraphs"
-        print(f"trained the benchmark model in {seconds:.0f} s", file=sys.stderr)
+        source = f"builtin:tiny shape trained {args.train_steps} steps on {len(train)} passages"
+        print(f"trained the classify benchmark model in {cpu:.0f} CPU s", file=sys.stderr)
     conversations = [build_prompt(r, task) for r in test]
-    prompts = render_prompts(tokenizer, conversations)
-    gold = [r["party"] for r in test]
-    n_params = sum(p.numel() for p in model.parameters())
-
-    # 1. Batched, length-sorted greedy generation vs the pipeline, one prompt at a time.
-    from transformers import pipeline
-
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
-    greedy = {"max_new_tokens": args.max_new_tokens, "do_sample": False}
-    generate_texts(model, tokenizer, prompts[:2], batch_size=2, **greedy)  # warm-up
-    batched, t_batched = timed(
-        lambda: generate_texts(model, tokenizer, prompts, batch_size=args.batch_size, **greedy)
-    )
-    single, t_single = timed(
-        lambda: [
-            pipe(p, return_full_text=False, **greedy)[0]["generated_text"].strip() for p in prompts
-        ]
-    )
-    differ = [i for i, (b, s) in enumerate(zip(batched, single, strict=True)) if b[0] != s]
-    assert not differ, f"greedy outputs differ for prompts {differ[:5]}: {batched[differ[0]]!r}"
-
-    # 2. Classify (label log-likelihoods) vs generate + parse, same prompts.
+    gold = np.array([r["party"] for r in test])
+    labels = task["labels"]
     settings = {
-        "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens, "do_sample": False,
+        "batch_size": args.batch_size, "max_new_tokens": 16, "do_sample": False,
         "temperature": 1.0, "top_p": 1.0, "num_samples": 1, "label_scoring": "sum",
     }  # fmt: skip
-    labels = task["labels"]
-    classified, t_classify = timed(
-        lambda: predict(
-            model, tokenizer, conversations, {**settings, "mode": "classify"}, labels, 0
+    runs = {}
+    for mode in ("generate", "classify"):
+        runs[mode] = timed(
+            lambda mode=mode: predict(
+                model, tokenizer, conversations, {**settings, "mode": mode}, labels, 0
+            )
         )
-    )
-    generated, t_generate = timed(
-        lambda: predict(
-            model, tokenizer, conversations, {**settings, "mode": "generate"}, labels, 0
-        )
-    )
-    acc_classify = float(np.mean(classified["parsed_label"].to_numpy() == np.array(gold)))
-    acc_generate = float(np.mean(generated["parsed_label"].fillna("").to_numpy() == np.array(gold)))
-    unmatched = float(generated["unmatched"].mean())
-    majority = max(gold.count(label) for label in labels) / len(gold)
+    n_params = sum(p.numel() for p in model.parameters())
+    majority = max(np.mean(gold == label) for label in labels)
+    print(f"\n### Classify vs generate + parse: {len(test)} prompts, {source} "
+          f"({n_params / 1e6:.1f} M parameters), {args.threads} threads; majority-class accuracy "
+          f"{majority:.3f}\n")  # fmt: skip
+    print("| mode | wall s | CPU s | ratio (CPU) | accuracy | unmatched |")
+    print("|---|---|---|---|---|---|")
+    cpu_generate = runs["generate"][2]
+    for mode, name in [("generate", "generate (max 16 new tokens) + parse"),
+                       ("classify", "label log-likelihood (classify)")]:  # fmt: skip
+        frame, wall, cpu = runs[mode]
+        accuracy = float(np.mean(frame["parsed_label"].fillna("").to_numpy() == gold))
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | {cpu_generate / cpu:.1f} | {accuracy:.3f} "
+              f"| {frame['unmatched'].mean():.0%} |")  # fmt: skip
 
-    n = len(prompts)
-    print(f"\nModel: {source} ({n_params / 1e6:.1f} M parameters); {n} SOTU test prompts; "
-          f"{args.threads} CPU threads; batch {args.batch_size}; max_new_tokens "
-          f"{args.max_new_tokens}; torch {torch.__version__}\n")  # fmt: skip
-    print("| method | CPU s | prompts per CPU s | ratio | accuracy |")
-    print("|---|---|---|---|---|")
-    print(f"| pipeline('text-generation'), one prompt at a time | {t_single:.2f} | "
-          f"{n / t_single:.1f} | 1.0 | |")  # fmt: skip
-    print(f"| generate_texts, batched, length-sorted (identical outputs) | {t_batched:.2f} | "
-          f"{n / t_batched:.1f} | {t_single / t_batched:.1f} | |")  # fmt: skip
-    print(f"| generate + parse (mode generate) | {t_generate:.2f} | {n / t_generate:.1f} | 1.0 | "
-          f"{acc_generate:.3f} ({unmatched:.0%} unmatched) |")  # fmt: skip
-    print(f"| label log-likelihood (mode classify) | {t_classify:.2f} | {n / t_classify:.1f} | "
-          f"{t_generate / t_classify:.1f} | {acc_classify:.3f} |")  # fmt: skip
-    print(f"\nMajority-class accuracy on these prompts: {majority:.3f}")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="classify part: a save_pretrained folder")
+    parser.add_argument("--prompts", type=int, default=32, help="generation part")
+    parser.add_argument("--classify-prompts", type=int, default=200)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    task = load_config(ROOT / "config/config.yaml")["task"]
+    train, test = sotu_examples(task, 2000, max(args.prompts, args.classify_prompts), args.seed)
+    print(f"torch {torch.__version__}, transformers pipeline vs locallm.inference")
+    generation_speed(args, task, train, test[: args.prompts])
+    classify_vs_generate(args, task, train, test[: args.classify_prompts])
 
 
 if __name__ == "__main__":
