@@ -110,3 +110,23 @@ def test_infer_and_evaluate_on_the_test_config(test_workflow):
     assert (ppl["value"] > 1).all()
     for name in ("comparison.png", "confusion.png", "calibration.png"):
         assert (test_workflow / "results/eval" / name).stat().st_size > 0
+
+
+def test_evaluate_in_generate_mode_counts_unmatched_and_calibrates_vote_shares(tmp_path):
+    table = predictions("sft", ["D", None, "R", "D"], [0.0] * 4)
+    table = table.drop(columns=["prob_D", "prob_R"]).assign(vote_share=[1.0, 0.0, 0.6, 0.6])
+    write_table(table, tmp_path / "sft.parquet")
+    write_table(pd.DataFrame({"party": ["R"]}), tmp_path / "train.parquet")
+    out = {name: tmp_path / name for name in ("m.tsv", "c.tsv", "r.tsv", "a.png", "b.png", "d.png")}
+    train = tmp_path / "train.parquet"
+    evaluate(predictions=[tmp_path / "sft.parquet"], perplexities=[], train=train,
+             task=TASK, settings=SETTINGS, seed=0, metrics_tsv=out["m.tsv"],
+             confusion_tsv=out["c.tsv"], reliability_tsv=out["r.tsv"], comparison_png=out["a.png"],
+             confusion_png=out["b.png"], calibration_png=out["d.png"])  # fmt: skip
+    value = pd.read_csv(out["m.tsv"], sep="\t").set_index(["variant", "stage", "metric"])["value"]
+    assert value["v", "sft", "accuracy"] == 0.5  # the unmatched row counts as wrong
+    assert value["v", "sft", "unmatched_share"] == 0.25
+    # Vote shares 1.0 (right), 0.0 (unmatched), 0.6 (right), 0.6 (wrong): bins of 0.2.
+    assert value["v", "sft", "ece"] == pytest.approx((0.0 + 0.0 + abs(0.5 - 0.6) * 2) / 4)
+    counts = pd.read_csv(out["c.tsv"], sep="\t").set_index(["gold", "predicted"])["count"]
+    assert counts["D", "(unmatched)"] == 1
