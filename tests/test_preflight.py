@@ -126,3 +126,10 @@ def test_job_resources_of_a_saved_model_come_from_the_estimate(saved_model):
     resources = job_resources(config, "small")
     assert resources["gpu"] == 1 and resources["gpu_mem_mb"] > 1000  # CUDA overhead alone is 1 GB
     assert job_resources(config, "small", stage="infer")["gpu_mem_mb"] < resources["gpu_mem_mb"]
+
+
+def test_preflight_names_an_unreadable_base_instead_of_failing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    config = with_defaults({"variants": {"broken": {"base": str(tmp_path / "empty")}}})
+    table = preflight_table(config)
+    assert "no config.json" in table.loc[0, "note"]

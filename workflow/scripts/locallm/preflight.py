@@ -210,8 +210,16 @@ def variant_row(config: dict[str, Any], variant: str, workdir: Path = Path("."))
 
 
 def preflight_table(config: dict[str, Any], workdir: Path = Path(".")) -> pd.DataFrame:
-    """The pre-flight table: one row per variant."""
-    return pd.DataFrame([variant_row(config, v, workdir) for v in config["variants"]])
+    """The pre-flight table: one row per variant (a base that cannot be read says why in `note`)."""
+    rows = []
+    for variant in config["variants"]:
+        try:
+            rows.append(variant_row(config, variant, workdir))
+        except (OSError, ValueError, KeyError) as error:
+            # Printed at DAG time: a bad base must not stop `snakemake -n`; its rules say more.
+            base = variant_settings(config, variant)["base"]
+            rows.append({"variant": variant, "base": base, "note": str(error)})
+    return pd.DataFrame(rows)
 
 
 def check_fit(table: pd.DataFrame, hpc: dict[str, Any]) -> None:
