@@ -1,10 +1,14 @@
 """The SLURM profile against a real SLURM cluster (CI starts a one-node one with .ci/slurm-up.sh).
 
-The data half of config/test.yaml runs through profiles/slurm (sizes shrunk to the test node), and
-the test asserts that every non-local job went through SLURM, in the partition the profile maps its
-rule to, finished COMPLETED, and that the outputs equal a local run's.
+config/test.yaml, with the tiny model trained for a few steps only, runs through profiles/slurm
+(sizes shrunk to the test node) up to the splits and the first variant's SFT adapter: the data
+rules, and bootstrap_base and sft, which the profile sends to the GPU partition (the test node has
+one fake GPU). The test asserts that every non-local job went through SLURM, in the partition the
+profile maps its rule to, finished COMPLETED, that the training script saw the same SLURM job and
+partition, and that the outputs equal those of a local run of the same config.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,10 +19,30 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, copy_workflow, snakemake
+from conftest import ROOT, copy_workflow
+from locallm.config import load_config
 
-TARGET = "results/splits/split_report.tsv"
-TIMEOUT_S = 1200
+VARIANT = next(iter(load_config(ROOT / "config/test.yaml")["variants"]))
+TARGETS = ["results/splits/split_report.tsv", f"results/models/{VARIANT}/sft"]
+# A few training steps: the test is about where jobs run, not what the model learns.
+QUICK_MODEL = {
+    "model": {"tiny": {"pretrain_steps": 3}},
+    "training": {"max_steps": 2, "save_steps": 1, "logging_steps": 1, "threads": 2, "mem_mb": 2000},
+}
+CONFIGS = ["config/test.yaml", "config/quick-model.yaml"]
+TIMEOUT_S = 1800
+# Values that differ between any two runs (timings, where it ran), left out of the comparison.
+RUN_SPECIFIC_KEYS = {
+    "wall_time_s",
+    "train_runtime_s",
+    "tokens_per_s",
+    "peak_rss_mb",
+    "peak_gpu_mb",
+    "slurm_job_id",
+    "slurm_job_partition",
+    # transformers records HF_HUB_OFFLINE (set in cluster jobs by hpc.smk) in tokenizer_config.json.
+    "local_files_only",
+}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("sinfo") is None,
@@ -52,8 +76,9 @@ def resized_profile(profile: dict) -> dict:
         }
     )
     profile["default-resources"] = {**profile["default-resources"], "mem_mb": 2000}
+    # Two cores per GPU job: the node's two, as in the local run (same torch threads, same numbers).
     profile["set-resources"] = {
-        rule: {**resources, "cpus_per_gpu": 1} if "gpu" in resources else resources
+        rule: {**resources, "cpus_per_gpu": 2} if "gpu" in resources else resources
         for rule, resources in profile["set-resources"].items()
     }
     return profile
@@ -76,10 +101,32 @@ def local_rules(workdir: Path) -> set[str]:
     return names
 
 
+def prepare(workdir: Path) -> Path:
+    """A copy of the workflow with the quick-model config beside config/test.yaml."""
+    copy_workflow(workdir)
+    (workdir / CONFIGS[1]).write_text(yaml.safe_dump(QUICK_MODEL))
+    return workdir
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Snakemake on CONFIGS and TARGETS in `workdir`; on failure, its output and the job logs."""
+    command = [sys.executable, "-m", "snakemake", *args, "--configfile", *CONFIGS, "--"]
+    result = subprocess.run(
+        [*command, *TARGETS], cwd=workdir, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    if result.returncode != 0:
+        logs = "\n".join(
+            f"--- {p}\n{p.read_text()[-2000:]}"
+            for p in sorted(workdir.glob("logs/**/*.log"))
+            + sorted(workdir.glob(".snakemake/slurm_logs/**/*.log"))
+        )
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stderr[-6000:]}\n{logs[-12000:]}")
+    return result
+
+
 def planned_jobs(workdir: Path) -> Counter:
-    """Jobs per rule that a dry-run of TARGET plans in a fresh copy."""
-    # --cores before the target: conftest's helper ends with --configfile, which takes many values.
-    result = snakemake(workdir, "-n", "--quiet", "rules", "--cores", "2", TARGET)
+    """Jobs per rule that a dry-run plans in a fresh copy."""
+    result = run_snakemake(workdir, "-n", "--quiet", "rules", "--cores", "2")
     counts = Counter()
     for line in result.stdout.splitlines():
         parts = line.split()
@@ -114,13 +161,28 @@ def slurm_jobs(workdir: Path) -> list[dict]:
 NOT_BYTE_STABLE = {".pkl"}
 
 
+# Training checkpoints are not outputs: they hold optimizer and RNG states and timings for resume.
+NOT_COMPARED = ("results/checkpoints",)
+
+
+def without_run_specific(path: Path) -> dict:
+    """A JSON file's content without the values that differ between any two runs."""
+    content = json.loads(path.read_text())
+    if isinstance(content.get("target_modules"), list):
+        # PEFT saves its set of module names in the process's (hash-seeded) set order.
+        content["target_modules"] = sorted(content["target_modules"])
+    return {k: v for k, v in content.items() if k not in RUN_SPECIFIC_KEYS}
+
+
 def assert_same_outputs(local: Path, cluster: Path) -> None:
     """Every file under results/ is equal: Parquet by content, the rest byte for byte."""
-    local_files = sorted(
-        p.relative_to(local) for p in (local / "results").rglob("*") if p.is_file()
-    )
-    cluster_files = sorted(
-        p.relative_to(cluster) for p in (cluster / "results").rglob("*") if p.is_file()
+    local_files, cluster_files = (
+        sorted(
+            p.relative_to(root)
+            for p in (root / "results").rglob("*")
+            if p.is_file() and not str(p.relative_to(root)).startswith(NOT_COMPARED)
+        )
+        for root in (local, cluster)
     )
     assert cluster_files == local_files
     for path in local_files:
@@ -128,46 +190,29 @@ def assert_same_outputs(local: Path, cluster: Path) -> None:
             pd.testing.assert_frame_equal(
                 pd.read_parquet(cluster / path), pd.read_parquet(local / path)
             )
+        elif path.suffix == ".json":
+            assert without_run_specific(cluster / path) == without_run_specific(local / path), path
         elif path.suffix not in NOT_BYTE_STABLE:
             assert (cluster / path).read_bytes() == (local / path).read_bytes(), path
 
 
-def test_data_half_runs_through_slurm_in_the_mapped_partitions(test_workflow, tmp_path):
+def test_data_and_training_jobs_run_through_slurm_in_the_mapped_partitions(tmp_path):
     problem = cluster_is_up()
     if problem is not None:
         pytest.fail(
             f"sinfo is installed but no idle node in partitions cpu and gpu (sinfo: {problem}); "
             "start the test cluster with `sudo bash .ci/slurm-up.sh`"
         )
-    snakemake(
-        test_workflow, "--cores", "2", TARGET
-    )  # the local reference (shared with the other workflow tests)
+    local = prepare(tmp_path / "local")
+    run_snakemake(local, "--cores", "2")
 
-    workdir = copy_workflow(tmp_path / "slurm")
+    workdir = prepare(tmp_path / "slurm")
     planned = planned_jobs(workdir)
-    assert planned.get("split") == 1, planned
+    assert planned["split"] == 1 and planned["bootstrap_base"] == 1 and planned["sft"] == 1
     profile = resized_profile(yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text()))
     (workdir / "profiles/test-slurm").mkdir()
     (workdir / "profiles/test-slurm/config.yaml").write_text(yaml.safe_dump(profile))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--profile",
-            "profiles/test-slurm",
-            "--configfile",
-            "config/test.yaml",
-            "--cores",
-            "2",
-            TARGET,
-        ],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stderr[-8000:]
+    run_snakemake(workdir, "--profile", "profiles/test-slurm", "--cores", "2")
 
     jobs = slurm_jobs(workdir)
     remote = {rule: n for rule, n in planned.items() if rule not in local_rules(workdir)}
@@ -175,4 +220,14 @@ def test_data_half_runs_through_slurm_in_the_mapped_partitions(test_workflow, tm
     for job in jobs:
         assert job["state"] == "COMPLETED", job
         assert job["partition"] == expected_partition(profile, job["rule"]), job
-    assert_same_outputs(test_workflow, workdir)
+    assert expected_partition(profile, "sft") == "gpu"
+    # The training script itself saw the SLURM job and the GPU partition.
+    run_info = json.loads((workdir / TARGETS[1] / "run_info.json").read_text())
+    sft_job = next(job for job in jobs if job["rule"] == "sft")
+    assert (run_info["slurm_job_id"], run_info["slurm_job_partition"]) == (sft_job["job_id"], "gpu")
+    assert "slurm_job_id" not in json.loads((local / TARGETS[1] / "run_info.json").read_text())
+    # Cluster jobs ran offline (hpc.offline), the local run did not: transformers saved the setting.
+    tokenizer_config = "tokenizer_config.json"
+    assert json.loads((workdir / TARGETS[1] / tokenizer_config).read_text())["local_files_only"]
+    assert not json.loads((local / TARGETS[1] / tokenizer_config).read_text())["local_files_only"]
+    assert_same_outputs(local, workdir)
