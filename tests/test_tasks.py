@@ -103,3 +103,15 @@ def test_cap_examples_draws_with_the_seed_and_keeps_order():
     assert capped.x.is_monotonic_increasing
     assert capped.x.tolist() == cap_examples(df, 10, seed=1).x.tolist()
     assert cap_examples(df, None, seed=1) is df
+
+
+def test_build_preferences_caps_pairs_with_the_seed(tmp_path):
+    from locallm.tables import read_table, write_table
+    from locallm.tasks import build_preferences
+
+    write_table(DOCS, tmp_path / "train.parquet")
+    task = {**TASK, "preferences": {**TASK["preferences"], "max_pairs": 2}}
+    args = (tmp_path / "train.parquet", tmp_path / "p.parquet", tmp_path / "r.parquet", task)
+    build_preferences(*args, split="train", seed=0)
+    assert len(read_table(tmp_path / "p.parquet")) == 2
+    assert len(read_table(tmp_path / "r.parquet")) == 0

@@ -11,7 +11,6 @@ from locallm.tokenization import (
     pack,
     tokenize_example,
     tokenize_table,
-    truncate,
 )
 
 TEXTS = ["The state of the union is strong.", "We the people.", "Democratic Republican"] * 30
@@ -58,11 +57,21 @@ def test_labels_equal_input_ids_on_the_completion(tokenizer):
     assert all(lab in (IGNORE, tok) for tok, lab in pairs)
 
 
-def test_truncate_cuts_to_max_length_and_flags_the_row(tokenizer):
-    examples = truncate(tokenize_table(sft_rows(), tokenizer), max_length=8)
-    assert examples.input_ids.map(len).max() == 8
-    assert examples.truncated.all()
-    assert (examples.length > 8).all()
+def test_a_long_prompt_loses_the_end_of_its_text_never_the_answer(tokenizer):
+    examples = tokenize_table(sft_rows(), tokenizer, max_length=12)
+    first = examples.iloc[0]
+    assert len(first.input_ids) <= 12
+    assert first.truncated and first.length > 12
+    labelled = [t for t, lab in zip(first.input_ids, first.labels, strict=True) if lab != IGNORE]
+    assert tokenizer.decode(labelled) == "Democratic<|end|>"
+    text = tokenizer.decode(first.input_ids)
+    assert text.startswith("<|user|>The") and "<|end|><|assistant|>Democratic" in text
+
+
+def test_prompts_that_fit_are_not_cut(tokenizer):
+    examples = tokenize_table(sft_rows(), tokenizer, max_length=64)
+    assert not examples.truncated.any()
+    assert (examples.input_ids.map(len) == examples.length).all()
 
 
 def test_check_truncation_warns_or_fails_per_config():
@@ -83,7 +92,7 @@ def test_check_truncation_warns_or_fails_per_config():
 
 
 def test_packing_loses_no_token(tokenizer):
-    examples = truncate(tokenize_table(sft_rows(), tokenizer), max_length=64)
+    examples = tokenize_table(sft_rows(), tokenizer, max_length=64)
     packed = pack(examples, max_length=64)
     assert len(packed) < len(examples)
     assert sorted(t for row in packed["input_ids"] for t in row) == sorted(
@@ -96,7 +105,7 @@ def test_packing_loses_no_token(tokenizer):
 
 
 def test_collator_restarts_position_ids_per_packed_example(tokenizer):
-    examples = truncate(tokenize_table(sft_rows(), tokenizer), max_length=64)
+    examples = tokenize_table(sft_rows(), tokenizer, max_length=64)
     packed = pack(examples, max_length=64)
     batch = Collator(tokenizer.pad_token_id)([packed[0]])
     lengths = packed[0]["seq_lengths"]

@@ -12,7 +12,8 @@ from locallm.models import load_stage_model
 from locallm.tables import write_table
 from locallm.tasks import preferences_from_labels, sft_table
 from locallm.tokenization import tokenize_splits
-from locallm.training import newest_checkpoint, train_dpo, train_sft
+from locallm.training import newest_checkpoint, preference_dataset, train_dpo, train_sft
+from transformers import AutoTokenizer
 
 WORDS = {"Democratic": "harvest river", "Republican": "granite market"}
 TINY = {
@@ -235,3 +236,12 @@ def test_dpo_reference_is_the_sft_adapter_not_the_base(workspace, qlora_sft):
     saved = json.loads((out / "adapter_config.json").read_text())
     assert saved["r"] == 4
     assert not (out / "ref").exists()
+
+
+def test_preference_prompts_are_cut_to_fit_and_keep_their_answers(workspace):
+    tokenizer = AutoTokenizer.from_pretrained(workspace / "base")
+    pairs = preference_dataset(str(workspace / "pref_train.parquet"), tokenizer, max_length=24)
+    prompt = tokenizer.apply_chat_template(pairs[0]["prompt"], tokenize=False)
+    assert pairs[0]["chosen"][0]["content"] in ("Democratic", "Republican")
+    assert len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) < 24
+    assert prompt.startswith("<|user|>Party?")

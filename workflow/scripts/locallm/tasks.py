@@ -214,6 +214,9 @@ def build_preferences(
         df = cap_examples(df, task["max_examples"].get(split), seed)
         pairs = preferences_from_labels(df, task, seed)
         rejected = pd.DataFrame(columns=["doc_id", "group_id", "reason"], dtype=object)
-    write_table(pairs, output)
+    capped = cap_examples(pairs, task["preferences"]["max_pairs"], seed)
+    if len(capped) < len(pairs):
+        log.info("%s: %d of %d pairs (task.preferences.max_pairs)", split, len(capped), len(pairs))
+    write_table(capped.reset_index(drop=True), output)
     write_table(rejected, rejects)
-    log.info("%s: %d preference pairs, %d rejected", split, len(pairs), len(rejected))
+    log.info("%s: %d preference pairs, %d rejected", split, len(capped), len(rejected))

@@ -1,9 +1,10 @@
 """Turn prompt/completion tables into training sequences: chat template, loss mask, packing.
 
 Each example becomes `input_ids` and `labels` (-100 on every prompt token, so the loss is on the
-answer only); the answer ends with EOS. With packing, examples are packed into sequences of
-`max_length` (best-fit decreasing) and `seq_lengths` records where each one starts, so the collator
-gives position ids that restart per example and the model does not attend across them.
+answer only); the answer ends with EOS; a prompt too long for `max_length` has its text cut. With
+packing, examples are packed into sequences of `max_length` (best-fit decreasing) and `seq_lengths`
+records where each one starts, so the collator gives position ids that restart per example and the
+model does not attend across them.
 """
 
 from __future__ import annotations
@@ -31,11 +32,48 @@ def chat_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool = F
     return tokenizer(rendered, add_special_tokens=False)["input_ids"]
 
 
-def tokenize_example(prompt: list[dict], completion: list[dict], tokenizer) -> dict[str, list[int]]:
-    """`input_ids` of prompt + completion, and `labels` that keep only the completion's tokens.
+def fit_prompt(prompt: list[dict], tokenizer, budget: int) -> tuple[list[dict], bool]:
+    """The prompt with its last message's text cut at the end so that it renders to at most
+    `budget` tokens, and whether it was cut.
+
+    Cutting the text, not the token sequence, keeps the instruction before the text, the chat
+    template's markers and the answer: a sequence cut at `max_length` would lose the answer.
+    """
+    excess = len(chat_ids(tokenizer, prompt, add_generation_prompt=True)) - budget
+    if excess <= 0:
+        return prompt, False
+    last = prompt[-1]
+    content_ids = tokenizer(last["content"], add_special_tokens=False)["input_ids"]
+    # Tokens can merge differently across the cut; a little slack settles it.
+    for slack in (0, 2, 8, 32):
+        keep = max(0, len(content_ids) - excess - slack)
+        cut = [*prompt[:-1], {**last, "content": tokenizer.decode(content_ids[:keep])}]
+        if len(chat_ids(tokenizer, cut, add_generation_prompt=True)) <= budget:
+            return cut, True
+    raise ValueError(
+        f"the prompt template and answer alone need more than {budget} tokens; "
+        "raise training.max_length"
+    )
+
+
+def tokenize_example(
+    prompt: list[dict], completion: list[dict], tokenizer, max_length: int | None = None
+) -> dict[str, Any]:
+    """`input_ids` of prompt + completion, `labels` that keep only the completion's tokens, the
+    untruncated `length`, and whether the prompt's text was cut to fit `max_length`.
 
     The completion ends with EOS even when the chat template does not close the turn with it.
     """
+    example = _tokenize_pair(prompt, completion, tokenizer)
+    length, truncated = len(example["input_ids"]), False
+    if max_length is not None and length > max_length:
+        answer = length - example["labels"].count(IGNORE)
+        prompt, truncated = fit_prompt(prompt, tokenizer, max_length - answer)
+        example = _tokenize_pair(prompt, completion, tokenizer)
+    return {**example, "length": length, "truncated": truncated}
+
+
+def _tokenize_pair(prompt: list[dict], completion: list[dict], tokenizer) -> dict[str, list[int]]:
     prompt_ids = chat_ids(tokenizer, prompt, add_generation_prompt=True)
     full_ids = chat_ids(tokenizer, [*prompt, *completion])
     if full_ids[: len(prompt_ids)] != prompt_ids:
@@ -50,31 +88,20 @@ def tokenize_example(prompt: list[dict], completion: list[dict], tokenizer) -> d
     return {"input_ids": full_ids, "labels": labels}
 
 
-def tokenize_table(sft: pd.DataFrame, tokenizer) -> pd.DataFrame:
-    """Tokenize every row of an SFT table; keeps doc_id and group_id beside the ids."""
+def tokenize_table(sft: pd.DataFrame, tokenizer, max_length: int | None = None) -> pd.DataFrame:
+    """Tokenize every row of an SFT table (prompts cut to fit `max_length`), beside its ids."""
     pairs = zip(sft["prompt"], sft["completion"], strict=True)
-    rows = [tokenize_example(p, c, tokenizer) for p, c in pairs]
+    rows = [tokenize_example(p, c, tokenizer, max_length) for p, c in pairs]
     return pd.DataFrame(
         {
             "doc_id": sft["doc_id"].to_numpy(),
             "group_id": sft["group_id"].to_numpy(),
             "input_ids": [r["input_ids"] for r in rows],
             "labels": [r["labels"] for r in rows],
+            "length": [r["length"] for r in rows],
+            "truncated": [r["truncated"] for r in rows],
         }
     )
-
-
-def truncate(examples: pd.DataFrame, max_length: int) -> pd.DataFrame:
-    """Cut every example to `max_length` tokens (keeping the start); adds `length` and `truncated`.
-
-    An answer cut off entirely leaves an example without labels; its `truncated` flag says so.
-    """
-    out = examples.copy()
-    out["length"] = out["input_ids"].map(len)
-    out["truncated"] = out["length"] > max_length
-    out["input_ids"] = out["input_ids"].map(lambda ids: list(ids[:max_length]))
-    out["labels"] = out["labels"].map(lambda ids: list(ids[:max_length]))
-    return out
 
 
 def pack(examples: pd.DataFrame, max_length: int):
@@ -177,8 +204,8 @@ def check_truncation(report: pd.DataFrame, settings: dict[str, Any]) -> None:
     if over.empty:
         return
     message = "; ".join(
-        f"{r.split}: {r.truncated} of {r.examples} examples ({r.truncated_share:.1%}) are longer "
-        f"than training.max_length {r.max_length}"
+        f"{r.split}: {r.truncated} of {r.examples} examples ({r.truncated_share:.1%}) had their "
+        f"text cut to fit training.max_length {r.max_length}"
         for r in over.itertuples()
     )
     message += f" (training.max_truncated_share {limit}); raise max_length or shorten the prompts"
@@ -222,7 +249,7 @@ def tokenize_splits(
         warn(log, f"training.max_length {max_length} exceeds the model's context {context_length}")
     datasets, rows, lengths = {}, [], {}
     for split, path in sft_tables.items():
-        examples = truncate(tokenize_table(read_table(path), tokenizer), max_length)
+        examples = tokenize_table(read_table(path), tokenizer, max_length)
         rows.append(length_report(examples, split, max_length, context_length))
         lengths[split] = examples["length"]
         if settings["packing"]:

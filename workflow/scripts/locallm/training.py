@@ -25,7 +25,7 @@ import torch
 from locallm.logs import get_logger
 from locallm.models import RUN_INFO, fingerprint, load_stage_model, local_model_dir, on_gpu
 from locallm.tables import atomic_dir, read_table, save_figure, write_json, write_tsv
-from locallm.tokenization import Collator
+from locallm.tokenization import Collator, fit_prompt
 
 log = get_logger("training")
 
@@ -306,15 +306,33 @@ def train_sft(
     )
 
 
-def preference_dataset(path: str):
-    """A datasets.Dataset of conversational prompt/chosen/rejected rows."""
+def preference_dataset(path: str, tokenizer, max_length: int):
+    """A datasets.Dataset of conversational prompt/chosen/rejected rows, prompts cut to fit.
+
+    TRL would cut a sequence longer than max_length at its end, losing the answers; cutting the
+    prompt's text instead (as tokenize does for SFT) keeps them.
+    """
     from datasets import Dataset
 
     table = read_table(path, columns=["prompt", "chosen", "rejected"])
     if table.empty:
         raise ValueError(f"{path}: no preference pairs to train DPO on")
-    as_lists = {c: [list(map(dict, v)) for v in table[c]] for c in table.columns}
-    return Dataset.from_dict(as_lists)
+    rows = {c: [[dict(m) for m in v] for v in table[c]] for c in table.columns}
+    cut = 0
+    for i, prompt in enumerate(rows["prompt"]):
+        answers = [rows[c][i][-1]["content"] for c in ("chosen", "rejected")]
+        # The answer's tokens, its end-of-turn marker and EOS, with slack for the template.
+        answer = max(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+        rows["prompt"][i], truncated = fit_prompt(prompt, tokenizer, max_length - answer - 8)
+        cut += truncated
+    if cut:
+        log.info(
+            "%d of %d preference prompts had their text cut to fit %d tokens",
+            cut,
+            len(table),
+            max_length,
+        )
+    return Dataset.from_dict(rows)
 
 
 def train_dpo(
@@ -344,11 +362,12 @@ def train_dpo(
     ref_model = None
     if settings["method"] == "full":
         ref_model, _ = load_stage_model(settings, base_path, sft)
+    max_length = settings["dpo_max_length"] or settings["max_length"]
     args = DPOConfig(
         **common_args(settings, checkpoints, seed),
         learning_rate=settings["dpo_learning_rate"],
         max_steps=settings["dpo_max_steps"],
-        max_length=settings["dpo_max_length"] or settings["max_length"],
+        max_length=max_length,
         beta=settings["dpo_beta"],
         loss_type=[settings["dpo_loss_type"]],
     )
@@ -356,7 +375,7 @@ def train_dpo(
         model=model,
         ref_model=ref_model,
         args=args,
-        train_dataset=preference_dataset(preferences),
+        train_dataset=preference_dataset(preferences, tokenizer, max_length),
         processing_class=tokenizer,
     )
     measured = run_trainer(trainer, checkpoint)
