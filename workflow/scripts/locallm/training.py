@@ -203,13 +203,15 @@ def run_trainer(trainer, checkpoint: str | None) -> dict[str, Any]:
     """Train (resuming from `checkpoint`), and measure wall time, tokens/s and memory."""
     if checkpoint:
         log.info("resuming from %s", checkpoint)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     start_tokens = 0
     if checkpoint:
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         start_tokens = state.get("num_input_tokens_seen", 0)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
+    # CPU seconds of this process (all threads): comparable between runs on a shared machine.
+    cpu_seconds = time.process_time() - cpu_started
     tokens = trainer.state.num_input_tokens_seen - start_tokens
     history = [e for e in trainer.state.log_history if "loss" in e]
     return {
@@ -219,6 +221,8 @@ def run_trainer(trainer, checkpoint: str | None) -> dict[str, Any]:
         "train_runtime_s": round(result.metrics.get("train_runtime", seconds), 2),
         "tokens": tokens,
         "tokens_per_s": round(tokens / max(result.metrics.get("train_runtime", seconds), 1e-9), 1),
+        "cpu_time_s": round(cpu_seconds, 2),
+        "tokens_per_cpu_s": round(tokens / max(cpu_seconds, 1e-9), 1),
         "final_loss": history[-1]["loss"] if history else None,
         **peak_memory_mb(),
     }
