@@ -245,3 +245,25 @@ def test_preference_prompts_are_cut_to_fit_and_keep_their_answers(workspace):
     assert pairs[0]["chosen"][0]["content"] in ("Democratic", "Republican")
     assert len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) < 24
     assert prompt.startswith("<|user|>Party?")
+
+
+def test_sft_runs_as_two_ddp_processes_on_the_cpu(workspace):
+    from locallm.training import run_stage
+
+    cfg = config(method="lora", max_steps=2, save_steps=2)
+    out = workspace / "ddp_sft"
+    run_stage(
+        "sft",
+        num_processes=2,
+        tokenized=tokenize(workspace, cfg),
+        base_path=str(workspace / "base"),
+        settings=settings(cfg, str(workspace / "base")),
+        output=str(out),
+        checkpoints=str(workspace / "ckpt" / "ddp"),
+        seed=1,
+        threads=2,
+    )
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["world_size"] == 2
+    assert info["steps"] == 2
+    assert (out / "adapter_model.safetensors").exists()

@@ -1,8 +1,10 @@
 from locallm.logs import log_to
-from locallm.training import train_dpo
+from locallm.training import run_stage
 
 with log_to(snakemake.log[0]):
-    train_dpo(
+    run_stage(
+        "dpo",
+        num_processes=snakemake.params.settings["num_processes"],
         sft=snakemake.input.sft,
         preferences=snakemake.input.preferences,
         base_path=snakemake.params.base_path,

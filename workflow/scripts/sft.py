@@ -1,8 +1,10 @@
 from locallm.logs import log_to
-from locallm.training import train_sft
+from locallm.training import run_stage
 
 with log_to(snakemake.log[0]):
-    train_sft(
+    run_stage(
+        "sft",
+        num_processes=snakemake.params.settings["num_processes"],
         tokenized=snakemake.input.data,
         base_path=snakemake.params.base_path,
         settings=snakemake.params.settings,
