@@ -267,3 +267,19 @@ def test_sft_runs_as_two_ddp_processes_on_the_cpu(workspace):
     assert info["world_size"] == 2
     assert info["steps"] == 2
     assert (out / "adapter_model.safetensors").exists()
+
+
+def test_merge_folds_the_adapter_into_a_full_precision_base(workspace, qlora_sft):
+    from locallm.training import merge_stage
+
+    cfg = config()
+    base = str(workspace / "base")
+    merge_stage(str(qlora_sft), base, settings(cfg, base), str(workspace / "merged"))
+    merged, tokenizer = load_stage_model(settings(config(method="full"), base), base, None)
+    merged = type(merged).from_pretrained(workspace / "merged")
+    assert merged.dtype == torch.float32
+    # The same adapter on the unquantized base gives the merged model's logits.
+    adapted, _ = load_stage_model(settings(config(method="lora"), base), base, str(qlora_sft))
+    ids = tokenizer("harvest river number 3", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, atol=1e-4, rtol=1e-4)
