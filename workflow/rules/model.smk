@@ -106,7 +106,7 @@ rule sft:
         mem_mb=training_mem_mb,
         runtime=training_runtime,
     params:
-        settings=training_settings,
+        settings=sft_settings,
         base_path=base_path,
         checkpoints=checkpoint_dir("sft"),
         seed=config["seed"],

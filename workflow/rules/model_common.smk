@@ -21,6 +21,12 @@ def training_settings(wildcards):
     return {k: v for k, v in settings.items() if k not in TRAINING_JOB_KEYS}
 
 
+def sft_settings(wildcards):
+    """The training settings SFT depends on: a change to a DPO key does not re-run SFT."""
+    settings = training_settings(wildcards)
+    return {k: v for k, v in settings.items() if not k.startswith("dpo_")}
+
+
 def base_path(wildcards):
     """Where the variant's base is loaded from: the bootstrapped folder, a local folder or a Hub id."""
     return resolve_base_path(training_settings(wildcards), BOOTSTRAPPED_BASE)
