@@ -283,3 +283,12 @@ def test_merge_folds_the_adapter_into_a_full_precision_base(workspace, qlora_sft
     ids = tokenizer("harvest river number 3", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_a_run_shorter_than_logging_steps_still_logs_every_step():
+    from locallm.training import common_args
+
+    settings = with_defaults({"training": {"logging_steps": 10}})["training"]
+    args = common_args(settings, "ckpt", seed=1, max_steps=8)
+    assert args["max_steps"] == 8
+    assert args["logging_steps"] == 8

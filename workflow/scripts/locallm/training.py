@@ -65,16 +65,20 @@ def lora_config(settings: dict[str, Any]):
     )
 
 
-def common_args(settings: dict[str, Any], checkpoints: str, seed: int) -> dict[str, Any]:
+def common_args(
+    settings: dict[str, Any], checkpoints: str, seed: int, max_steps: int
+) -> dict[str, Any]:
     """TrainingArguments shared by SFT and DPO."""
     return {
         "output_dir": checkpoints,
+        "max_steps": max_steps,
         "per_device_train_batch_size": settings["per_device_batch_size"],
         "gradient_accumulation_steps": settings["gradient_accumulation_steps"],
         "lr_scheduler_type": settings["lr_scheduler_type"],
         "warmup_steps": settings["warmup_steps"],
         "weight_decay": settings["weight_decay"],
-        "logging_steps": settings["logging_steps"],
+        # A run shorter than logging_steps would log nothing, and train_log.tsv would be empty.
+        "logging_steps": min(settings["logging_steps"], max_steps),
         "save_steps": settings["save_steps"],
         "save_total_limit": settings["save_total_limit"],
         "seed": seed,
@@ -260,9 +264,8 @@ def train_sft(
     model, _ = load_stage_model(settings, base_path, None, trainable=True)
     model.config.use_cache = False
     args = SFTConfig(
-        **common_args(settings, checkpoints, seed),
+        **common_args(settings, checkpoints, seed, settings["max_steps"]),
         learning_rate=settings["learning_rate"],
-        max_steps=settings["max_steps"],
         max_length=settings["max_length"],
         # The tokenize rule already packed the examples; the collator turns seq_lengths into
         # position ids, and SFTTrainer must not pack again.
@@ -373,9 +376,8 @@ def train_dpo(
         ref_model, _ = load_stage_model(settings, base_path, sft)
     max_length = settings["dpo_max_length"] or settings["max_length"]
     args = DPOConfig(
-        **common_args(settings, checkpoints, seed),
+        **common_args(settings, checkpoints, seed, settings["dpo_max_steps"]),
         learning_rate=settings["dpo_learning_rate"],
-        max_steps=settings["dpo_max_steps"],
         max_length=max_length,
         beta=settings["dpo_beta"],
         loss_type=[settings["dpo_loss_type"]],
