@@ -18,6 +18,8 @@ rule perplexity:
     resources:
         mem_mb=config["inference"]["mem_mb"],
         runtime=config["inference"]["runtime"],
+        gpu=inference_gpus,
+        gpu_mem_mb=inference_gpu_mem_mb,
     params:
         settings=config["evaluation"],
         model=training_settings,

@@ -20,6 +20,8 @@ rule infer:
     resources:
         mem_mb=config["inference"]["mem_mb"],
         runtime=config["inference"]["runtime"],
+        gpu=inference_gpus,
+        gpu_mem_mb=inference_gpu_mem_mb,
     params:
         settings=inference_settings(),
         task=config["task"],

@@ -64,3 +64,13 @@ def evaluation_targets():
     if not evaluated():
         return predictions
     return predictions + ["results/eval/metrics.tsv", "results/eval/comparison.png"]
+
+
+def inference_gpus(wildcards):
+    """GPUs of an inference job of this variant (one; the estimate says if the model fits)."""
+    return job_resources(config, wildcards.variant, stage="infer")["gpu"]
+
+
+def inference_gpu_mem_mb(wildcards):
+    """GPU memory (MB) estimated for inference with this variant's model and method."""
+    return job_resources(config, wildcards.variant, stage="infer").get("gpu_mem_mb", 0)

@@ -105,6 +105,8 @@ rule sft:
     resources:
         mem_mb=training_mem_mb,
         runtime=training_runtime,
+        gpu=training_gpus,
+        gpu_mem_mb=training_gpu_mem_mb,
     params:
         settings=sft_settings,
         base_path=base_path,
@@ -129,6 +131,8 @@ rule dpo:
     resources:
         mem_mb=training_mem_mb,
         runtime=training_runtime,
+        gpu=training_gpus,
+        gpu_mem_mb=training_gpu_mem_mb,
     params:
         settings=training_settings,
         base_path=base_path,

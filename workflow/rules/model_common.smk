@@ -8,6 +8,7 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from locallm.config import variant_settings
 from locallm.models import TINY, resolve_base_path
+from locallm.preflight import job_resources
 
 BOOTSTRAPPED_BASE = "results/models/base"
 # Job sizing keys of `training`: kept out of `params` so that changing them re-runs nothing.
@@ -108,12 +109,15 @@ def checkpoint_dir(stage):
 
 
 def training_resources(wildcards):
-    """Threads, memory (MB) and runtime (minutes) of a training job of this variant.
-
-    One place to plug in an estimate from the model size, method and sequence length.
+    """Threads and runtime from `training`; GPU count, host and GPU memory (MB) estimated from the
+    model's shape, method and sequence length (locallm.estimate, Transformer Math 101).
     """
     settings = variant_settings(config, wildcards.variant)
-    return {key: settings[key] for key in TRAINING_JOB_KEYS}
+    return {
+        "threads": settings["threads"],
+        "runtime": settings["runtime"],
+        **job_resources(config, wildcards.variant),
+    }
 
 
 def training_threads(wildcards):
@@ -126,6 +130,14 @@ def training_mem_mb(wildcards):
 
 def training_runtime(wildcards):
     return training_resources(wildcards)["runtime"]
+
+
+def training_gpus(wildcards):
+    return training_resources(wildcards)["gpu"]
+
+
+def training_gpu_mem_mb(wildcards):
+    return training_resources(wildcards).get("gpu_mem_mb", 0)
 
 
 def model_targets():
