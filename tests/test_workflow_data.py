@@ -59,3 +59,26 @@ def test_data_half_accounts_for_every_record(test_workflow):
     assert in_splits.groupby("group_id").split.nunique().max() == 1
     for columns in ["doc_id", "group_id", "text", "party", "year"]:
         assert columns in splits["train"].columns
+
+
+def test_committed_rule_graph_shows_every_rule():
+    """docs/rulegraph.svg is regenerated when rules change:
+    `snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg`."""
+    import re
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--rulegraph", "--quiet", "all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    rules = set(re.findall(r'label = "(\w+)"', result.stdout))
+    assert {"ingest", "split", "sft", "evaluate"} <= rules
+    svg = (ROOT / "docs" / "rulegraph.svg").read_text()
+    shown = set(re.findall(r">(\w+)</text>", svg))
+    assert rules == shown, (
+        f"stale docs/rulegraph.svg: missing {rules - shown}, extra {shown - rules}"
+    )
