@@ -17,7 +17,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def log_to(path: str | os.PathLike) -> Iterator[logging.Logger]:
     """Route logging, warnings, stdout and stderr to `path` for the duration of the block.
 
-    An exception is logged with its traceback before it propagates, so the log says why a job failed.
+    An exception is logged with its traceback before it propagates: the log says why a job failed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
