@@ -1,5 +1,7 @@
 """The workflow as a user runs it: dry-run, lint, and the data half on config/test.yaml."""
 
+import re
+
 import pandas as pd
 from conftest import ROOT, snakemake
 
@@ -82,3 +84,20 @@ def test_committed_rule_graph_shows_every_rule():
     assert rules == shown, (
         f"stale docs/rulegraph.svg: missing {rules - shown}, extra {shown - rules}"
     )
+
+
+def test_a_configfile_replaces_the_demo_config_instead_of_merging_into_it():
+    """Merged, the demo's variants would be trained beside the ones the user's file names."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", "config/test.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    job_stats = result.stdout + result.stderr
+    counts = dict(re.findall(r"^(sft|dpo)\s+(\d+)$", job_stats, flags=re.MULTILINE))
+    assert counts == {"sft": "1", "dpo": "1"}, job_stats

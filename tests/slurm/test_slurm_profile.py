@@ -78,7 +78,7 @@ def resized_profile(profile: dict) -> dict:
     profile["default-resources"] = {**profile["default-resources"], "mem_mb": 2000}
     # Two cores per GPU job: the node's two, as in the local run (same torch threads, same numbers).
     profile["set-resources"] = {
-        rule: {**resources, "cpus_per_gpu": 2} if "gpu" in resources else resources
+        rule: {**resources, "cpus_per_gpu": 2} if "cpus_per_gpu" in resources else resources
         for rule, resources in profile["set-resources"].items()
     }
     return profile
