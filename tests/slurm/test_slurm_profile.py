@@ -23,11 +23,25 @@ from conftest import ROOT, copy_workflow
 from locallm.config import load_config
 
 VARIANT = next(iter(load_config(ROOT / "config/test.yaml")["variants"]))
-TARGETS = ["results/splits/split_report.tsv", f"results/models/{VARIANT}/sft"]
+# The whole test DAG: the data half, training, alignment, inference and evaluation.
+TARGETS = [
+    "results/splits/split_report.tsv",
+    f"results/models/{VARIANT}/sft",
+    f"results/models/{VARIANT}/dpo",
+    "results/eval/metrics.tsv",
+]
 # A few training steps: the test is about where jobs run, not what the model learns.
 QUICK_MODEL = {
     "model": {"tiny": {"pretrain_steps": 3}},
-    "training": {"max_steps": 2, "save_steps": 1, "logging_steps": 1, "threads": 2, "mem_mb": 2000},
+    "training": {
+        "max_steps": 2,
+        "dpo_max_steps": 2,
+        "save_steps": 1,
+        "logging_steps": 1,
+        "threads": 2,
+        "mem_mb": 2000,
+    },
+    "evaluation": {"bootstrap": 50, "perplexity_max_texts": 8},
 }
 CONFIGS = ["config/test.yaml", "config/quick-model.yaml"]
 TIMEOUT_S = 1800
@@ -37,6 +51,8 @@ RUN_SPECIFIC_KEYS = {
     "train_runtime_s",
     "tokens_per_s",
     "peak_rss_mb",
+    "cpu_time_s",
+    "tokens_per_cpu_s",
     "peak_gpu_mb",
     "slurm_job_id",
     "slurm_job_partition",
@@ -208,7 +224,9 @@ def test_data_and_training_jobs_run_through_slurm_in_the_mapped_partitions(tmp_p
 
     workdir = prepare(tmp_path / "slurm")
     planned = planned_jobs(workdir)
-    assert planned["split"] == 1 and planned["bootstrap_base"] == 1 and planned["sft"] == 1
+    for rule in ("split", "bootstrap_base", "sft", "dpo", "evaluate"):
+        assert planned[rule] == 1, (rule, planned)
+    assert planned["infer"] >= 3
     profile = resized_profile(yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text()))
     (workdir / "profiles/test-slurm").mkdir()
     (workdir / "profiles/test-slurm/config.yaml").write_text(yaml.safe_dump(profile))
@@ -220,7 +238,9 @@ def test_data_and_training_jobs_run_through_slurm_in_the_mapped_partitions(tmp_p
     for job in jobs:
         assert job["state"] == "COMPLETED", job
         assert job["partition"] == expected_partition(profile, job["rule"]), job
-    assert expected_partition(profile, "sft") == "gpu"
+    for rule in ("bootstrap_base", "sft", "dpo", "infer", "perplexity"):
+        assert expected_partition(profile, rule) == "gpu", rule
+    assert expected_partition(profile, "filter") == "cpu"
     # The training script itself saw the SLURM job and the GPU partition.
     run_info = json.loads((workdir / TARGETS[1] / "run_info.json").read_text())
     sft_job = next(job for job in jobs if job["rule"] == "sft")
