@@ -605,7 +605,8 @@ def test_hostile_corpus_accounts_for_every_record_with_the_expected_reason(shard
         key = (Path(row.source).name, str(row.source_record))
         assert key not in outcome, f"{key} both kept and rejected, or rejected twice"
         outcome[key] = row.reason
-    assert outcome == dict(zip(zip(expected.file, expected.record), expected.outcome, strict=True))
+    keys = zip(expected.file, expected.record, strict=True)
+    assert outcome == dict(zip(keys, expected.outcome, strict=True))
     # raw = kept + rejected, in total and per shard
     assert sum(raws) == len(expected) == 27
     for shard, raw in enumerate(raws):
