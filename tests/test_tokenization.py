@@ -91,6 +91,13 @@ def test_check_truncation_warns_or_fails_per_config():
         check_truncation(report, {"max_truncated_share": 0.1, "truncation_error": True})
 
 
+def test_an_empty_split_packs_into_an_empty_dataset_with_the_packed_columns(tokenizer):
+    examples = tokenize_table(sft_rows().iloc[:0], tokenizer, max_length=64)
+    packed = pack(examples, max_length=64)
+    assert len(packed) == 0
+    assert packed.column_names == pack(tokenize_table(sft_rows(), tokenizer, 64), 64).column_names
+
+
 def test_packing_loses_no_token(tokenizer):
     examples = tokenize_table(sft_rows(), tokenizer, max_length=64)
     packed = pack(examples, max_length=64)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from locallm import training
 from locallm.base_model import save_base, tiny_model, train_tokenizer
 from locallm.config import with_defaults
 from locallm.models import load_stage_model
@@ -160,6 +161,100 @@ def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(wor
     assert info["resumed_from"].endswith("checkpoint-2")
     assert info["steps"] == 6
     assert read_log(Path(args["output"])).step.tolist() == [1, 2, 3, 4, 5, 6]
+
+
+KILL_WHILE_SAVING = """
+import json, os, signal, sys
+sys.path.insert(0, {scripts!r})
+from transformers import Trainer
+from locallm import training
+
+save = Trainer._save_optimizer_and_scheduler
+
+
+def save_then_die(self, output_dir):
+    save(self, output_dir)
+    if self.state.global_step == {kill_at}:
+        # Model and optimizer are written, trainer_state.json not yet: a kill mid-save.
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Trainer._save_optimizer_and_scheduler = save_then_die
+getattr(training, sys.argv[1])(**json.loads(sys.argv[2]))
+"""
+
+
+def kill_while_saving(function: str, kill_at: int, **kwargs) -> None:
+    """Run training.<function> in a real process that SIGKILLs itself while saving a checkpoint."""
+    import signal
+    import subprocess
+    import sys
+
+    scripts = str(Path(__file__).resolve().parents[1] / "workflow" / "scripts")
+    script = KILL_WHILE_SAVING.format(scripts=scripts, kill_at=kill_at)
+    result = subprocess.run(
+        [sys.executable, "-c", script, function, json.dumps(kwargs)], capture_output=True, text=True
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_a_kill_while_saving_a_checkpoint_resumes_from_the_newest_complete_one(
+    workspace, qlora_sft, stage
+):
+    cfg = config(method="lora", dpo_max_steps=6)
+    base = str(workspace / "base")
+    checkpoints = workspace / "ckpt" / f"killed_{stage}"
+    args = dict(
+        base_path=base,
+        settings=settings(cfg, base),
+        output=str(workspace / f"killed_{stage}"),
+        checkpoints=str(checkpoints),
+        seed=1,
+        threads=1,
+    )
+    if stage == "sft":
+        function, args["tokenized"] = "train_sft", tokenize(workspace, cfg)
+    else:
+        # The QLoRA SFT adapter loads on a LoRA (unquantized) base as well.
+        function, args["sft"] = "train_dpo", str(qlora_sft)
+        args["preferences"] = str(workspace / "pref_train.parquet")
+    kill_while_saving(function, kill_at=4, **args)
+    assert (checkpoints / "checkpoint-2" / "complete.json").exists()
+    assert (checkpoints / "checkpoint-4").exists()
+    assert not (checkpoints / "checkpoint-4" / "trainer_state.json").exists()
+
+    getattr(training, function)(**args)  # the rerun, with no hand in between
+
+    info = json.loads((Path(args["output"]) / "run_info.json").read_text())
+    assert info["resumed_from"] == str(checkpoints / "checkpoint-2")
+    assert info["steps"] == 6
+    assert [p.name[: len("checkpoint-4")] for p in (checkpoints / "incomplete").iterdir()] == [
+        "checkpoint-4"
+    ]
+
+
+def test_a_checkpoint_half_deleted_after_its_marker_is_not_resumed(tmp_path):
+    complete = tmp_path / "checkpoint-2"
+    complete.mkdir()
+    (complete / "trainer_state.json").write_text("{}")
+    training.mark_complete(complete)
+    rotated = tmp_path / "checkpoint-4"
+    rotated.mkdir()
+    (rotated / "model.safetensors").write_text("weights")
+    (rotated / "trainer_state.json").write_text("{}")
+    training.mark_complete(rotated)
+    (rotated / "model.safetensors").unlink()  # killed while the trainer's rotation deleted it
+    (tmp_path / "run_key.json").write_text(json.dumps({"key": "k"}))
+    assert newest_checkpoint(tmp_path, "k") == str(complete)
+    assert not rotated.exists()
+
+
+def test_an_unreadable_run_key_discards_the_checkpoints_instead_of_failing(tmp_path):
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "run_key.json").write_text('{"ke')  # killed while writing it
+    assert newest_checkpoint(tmp_path, "k") is None
+    assert json.loads((tmp_path / "run_key.json").read_text()) == {"key": "k"}
 
 
 def test_checkpoints_of_other_settings_are_discarded(tmp_path):

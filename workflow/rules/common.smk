@@ -1,6 +1,6 @@
 # Config validation, wildcard constraints and input functions shared by every rule file.
 
-import glob
+import functools
 import hashlib
 import os
 import sys
@@ -9,9 +9,15 @@ from snakemake.utils import validate
 
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.corpus import shard_files, shards_by_file
+from locallm.config_checks import config_problems
+from locallm.corpus import corpus_paths, shard_files, shards_by_file
 
 validate(config, "../schemas/config.schema.yaml")
+# Problems that need more than the schema (prompt fields, split fractions, files that match
+# nothing, preference settings) stop the run here, before any job starts.
+CONFIG_PROBLEMS = config_problems(config)
+if CONFIG_PROBLEMS:
+    raise WorkflowError("invalid config:\n  " + "\n  ".join(CONFIG_PROBLEMS))
 
 
 SHARDS = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
@@ -32,15 +38,16 @@ def corpus_files():
     """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
     if config["corpus"]["source"] == "sotu":
         return [SOTU_JSONL]
-    files = sorted(
-        {f for pattern in config["corpus"]["paths"] for f in glob.glob(pattern)}
-    )
-    if not files:
-        raise WorkflowError(
-            f"config corpus.paths {config['corpus']['paths']!r} matches no file "
-            f"(relative to {os.getcwd()})"
-        )
-    return files
+    return list(checked_files(tuple(config["corpus"]["paths"])))
+
+
+@functools.cache
+def checked_files(patterns):
+    """The files the globs match, each checked readable once per DAG build (not once per job)."""
+    try:
+        return tuple(corpus_paths(list(patterns)))
+    except (OSError, ValueError) as error:
+        raise WorkflowError(str(error)) from None
 
 
 def files_sharded_whole():

@@ -25,7 +25,10 @@ rule split:
     params:
         settings=config["split"],
         # Only the task keys the split reads: editing a prompt must not re-split (and re-train).
-        task={key: config["task"][key] for key in ["label_column", "labels"]},
+        task={
+            key: config["task"][key]
+            for key in ["label_column", "labels", "label_normalize"]
+        },
         seed=config["seed"],
     script:
         "../scripts/split.py"

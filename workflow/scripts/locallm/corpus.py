@@ -4,25 +4,37 @@ Every raw record ends in exactly one place: its shard's table (as one or more ch
 shard's rejects table with a reason. Reasons:
 
 - `undecodable`: bytes not valid in `corpus.encoding` (a .txt file is rejected whole).
-- `malformed_row`: a CSV/TSV row with the wrong number of fields, a JSONL line that is not JSON or
-  not an object, a text value that is not a string.
+- `malformed_row`: a CSV/TSV row with the wrong number of fields or an unclosed quote (the
+  line where the quote opens; reading resumes on the next line), a JSONL line that is not JSON,
+  nested too deeply or not an object, a text value that is not a string, any other exception met
+  while reading or preparing one record (the detail names it).
 - `missing_column`: the text, id, group or a metadata column is absent (from a CSV/TSV/Parquet
   header: every record of that file is rejected, the detail names file and column; from a JSONL
   object: that record). A .txt record has only its text, so configuring `id_column`,
   `group_column` or `metadata_columns` rejects .txt records.
-- `empty_text`: no text left after repair and normalisation (an empty .txt file is one record).
+- `empty_text`: no visible text left after repair and normalisation (whitespace, zero-width and
+  control characters only; an empty .txt file is one record).
+- `underivable`: a `corpus.derived_columns` entry cannot be computed from the record's value (not a
+  number, outside the bins, not in the map).
 - `empty_id`, `empty_group`: the id or group value is null or blank.
 - `duplicate_id`: an id seen before (the first record with the id is kept).
+
+A file that cannot be read at all (a folder, a FIFO or device, an empty or broken Parquet file,
+no permission) is an error naming it, raised while the DAG is built (`corpus_paths`) and by ingest.
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
+import glob
 import io
+import itertools
 import json
 import os
 import re
+import stat
 import sys
 import unicodedata
 import zlib
@@ -50,6 +62,7 @@ REASONS = (
     "empty_id",
     "empty_group",
     "duplicate_id",
+    "underivable",
 )
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -86,6 +99,14 @@ def normalise(text: str, fix_encoding: bool) -> str:
         # Curly quotes are data (style, quotation), not an encoding error: keep them.
         text = ftfy.fix_text(text, uncurl_quotes=False)
     return unicodedata.normalize("NFC", text)
+
+
+def has_visible_text(text: str) -> bool:
+    """True when `text` has a character that shows: not whitespace, zero-width or control."""
+    return any(
+        not c.isspace() and unicodedata.category(c) not in ("Cf", "Cc", "Cn", "Co", "Cs")
+        for c in text
+    )
 
 
 def _pack(pieces: list[str], sep: str, limit: int) -> list[str]:
@@ -148,6 +169,74 @@ def shard_files(files: list[str], shard: int, shards: int) -> list[str]:
     return [f for f in files if file_shard(f, shards) == shard]
 
 
+# --- files ------------------------------------------------------------------------------------
+
+
+def check_readable(path: str | os.PathLike) -> None:
+    """Fail with one line naming `path` when it is not a corpus file ingest can read whole."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"corpus file not found: {path}") from None
+    except OSError as error:
+        raise ValueError(f"corpus file {path}: cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(
+            f"corpus file {path}: is a folder, not a file; make corpus.paths match files only "
+            "(e.g. data/*.csv instead of data/*)"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(
+            f"corpus file {path}: is not a regular file (a FIFO, socket or device), which ingest "
+            "could wait on forever; copy its content into a file"
+        )
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(
+            f"corpus file {path}: unknown suffix {suffix!r}; allowed: {', '.join(SUFFIXES)}"
+        )
+    if suffix == ".parquet" and info.st_size == 0:
+        raise ValueError(f"corpus file {path}: is empty (0 bytes), not a Parquet file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"corpus file {path}: cannot be read (permission denied)")
+    if suffix == ".parquet" and not _parquet_magic(path):
+        raise ValueError(
+            f"corpus file {path}: is not a Parquet file (no PAR1 at its start and end)"
+        )
+
+
+def _parquet_magic(path: Path) -> bool:
+    """True when the file starts and ends with Parquet's magic bytes (a cheap check, no parse)."""
+    if path.stat().st_size < 8:
+        return False
+    with path.open("rb") as file:
+        head = file.read(4)
+        file.seek(-4, os.SEEK_END)
+        return head == b"PAR1" and file.read(4) == b"PAR1"
+
+
+def corpus_paths(patterns: list[str]) -> list[str]:
+    """The files matched by corpus.paths (sorted, so stable), each checked to be readable.
+
+    A pattern that matches nothing is an error: a typo in one of several globs would otherwise
+    lose a whole source without a word.
+    """
+    if not patterns:
+        raise ValueError("config corpus.paths is empty; list the glob patterns of your files")
+    matched = {pattern: glob.glob(pattern) for pattern in patterns}
+    empty = [pattern for pattern, files in matched.items() if not files]
+    if empty:
+        raise ValueError(
+            f"config corpus.paths: {', '.join(map(repr, empty))} matches no file "
+            f"(relative to {os.getcwd()}); fix the pattern or remove it"
+        )
+    files = sorted({f for found in matched.values() for f in found})
+    for path in files:
+        check_readable(path)
+    return files
+
+
 # --- readers ----------------------------------------------------------------------------------
 
 
@@ -160,7 +249,11 @@ def _decode(path: Path, encoding: str) -> str:
             f"config corpus.encoding: {encoding!r} is not an encoding Python knows "
             "(e.g. utf-8, latin-1, cp1252)"
         ) from None
-    text = path.read_bytes().decode(encoding, errors="surrogateescape")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"corpus file {path}: cannot be read ({error.strerror})") from None
+    text = data.decode(encoding, errors="surrogateescape")
     return text.removeprefix("\ufeff")  # a byte-order mark is not part of the first field
 
 
@@ -197,44 +290,85 @@ def read_txt(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
         yield RawRecord(source, index, line, {column: paragraph})
 
 
+def _quote_left_open(lines: list[str], delimiter: str) -> bool:
+    """True when these lines end inside a quoted field (strict parsing runs out of data)."""
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        return True
+    return False
+
+
 def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> Iterator[RawRecord]:
-    """A CSV/TSV file with a header line; a row with the wrong number of fields is a problem."""
-    encoding = settings["encoding"]
+    """A CSV/TSV file with a header line; a row with the wrong number of fields is a problem.
+
+    A quoted field still open at the end of the file, or a record over `corpus.max_field_lines`
+    lines, is an unclosed quote: its first line becomes a `malformed_row` and reading starts again
+    on the line after it, so the rows the quote swallowed are read as rows.
+    """
+    encoding, max_lines = settings["encoding"], settings["max_field_lines"]
     csv.field_size_limit(sys.maxsize)  # long documents in one cell are normal here
-    reader = csv.reader(io.StringIO(_decode(path, encoding), newline=""), delimiter=delimiter)
-    header = next(reader, None)
+    lines = io.StringIO(_decode(path, encoding), newline="").readlines()
+    header = next(csv.reader(lines[:1], delimiter=delimiter), None)
     if header is None:
         return
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise ValueError(f"{source} line 1: column(s) {repeated} appear twice in the header")
     index = 0
-    end_of_previous = reader.line_num
-    while True:
-        start = end_of_previous + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            end_of_previous = reader.line_num
-            problem = ("malformed_row", f"{source} line {start}: {error}")
-            yield RawRecord(source, index, start, None, problem)
+    offset = 1  # lines before the reader's first line
+    while offset < len(lines):
+        reader = csv.reader(itertools.islice(lines, offset, None), delimiter=delimiter)
+        end_of_previous = offset
+        restart = None
+        while True:
+            start = end_of_previous + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                end_of_previous = offset + reader.line_num
+                problem = ("malformed_row", f"{source} line {start}: {error}")
+                yield RawRecord(source, index, start, None, problem)
+                index += 1
+                continue
+            end_of_previous = offset + reader.line_num
+            if not row:
+                continue  # a blank line is not a record
+            where = f"{source} line {start}"
+            spanned = end_of_previous - start + 1
+            if spanned > max_lines or (
+                spanned > 1
+                and end_of_previous == len(lines)
+                and _quote_left_open(lines[start - 1 : end_of_previous], delimiter)
+            ):
+                how = (
+                    "is still open at the end of the file"
+                    if spanned <= max_lines
+                    else f"runs over {spanned} lines (corpus.max_field_lines {max_lines})"
+                )
+                problem = (
+                    "malformed_row",
+                    f"{where}: a quoted field opened here {how}: an unclosed quote? "
+                    "Reading resumes on the next line",
+                )
+                yield RawRecord(source, index, start, None, problem)
+                index += 1
+                restart = start  # 0-based index of the line after `start`
+                break
+            problem = _undecodable(delimiter.join(row), where, encoding)
+            if problem is None and len(row) != len(header):
+                problem = (
+                    "malformed_row",
+                    f"{where}: {len(row)} fields, the header has {len(header)}",
+                )
+            fields = None if problem else dict(zip(header, row, strict=True))
+            yield RawRecord(source, index, start, fields, problem)
             index += 1
-            continue
-        end_of_previous = reader.line_num
-        if not row:
-            continue  # a blank line is not a record
-        where = f"{source} line {start}"
-        problem = _undecodable(delimiter.join(row), where, encoding)
-        if problem is None and len(row) != len(header):
-            problem = (
-                "malformed_row",
-                f"{where}: {len(row)} fields, the header has {len(header)}",
-            )
-        fields = None if problem else dict(zip(header, row, strict=True))
-        yield RawRecord(source, index, start, fields, problem)
-        index += 1
+        if restart is None:
+            return
+        offset = restart
 
 
 def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
@@ -252,6 +386,8 @@ def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
                 value = json.loads(line)
             except json.JSONDecodeError as error:
                 problem = ("malformed_row", f"{where}: not valid JSON ({error.msg})")
+            except RecursionError:
+                problem = ("malformed_row", f"{where}: JSON nested too deeply to read")
             else:
                 if isinstance(value, dict):
                     fields = value
@@ -266,7 +402,10 @@ def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
 
 def read_parquet(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
     """A Parquet file: one record per row."""
-    table = pd.read_parquet(path)
+    try:
+        table = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not Parquet
+        raise ValueError(f"corpus file {source}: not a readable Parquet file ({error})") from None
     for index, fields in enumerate(table.to_dict(orient="records")):
         yield RawRecord(source, index, None, fields)
 
@@ -275,8 +414,7 @@ def read_records(path: str | os.PathLike, settings: dict) -> Iterator[RawRecord]
     """The raw records of one file, by its suffix."""
     source = Path(path).as_posix()
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"corpus file not found: {path}")
+    check_readable(path)
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return read_txt(path, source, settings)
@@ -304,19 +442,84 @@ def _is_blank(value: Any) -> bool:
 
 
 def required_columns(settings: dict) -> list[str]:
-    """The columns every record must have: text, id, group, metadata (in that order)."""
+    """The columns every record must have: text, id, group, metadata, derived columns' sources."""
     columns = [settings["text_column"], settings["id_column"], settings["group_column"]]
-    return [c for c in columns if c] + list(settings["metadata_columns"])
+    columns += list(settings["metadata_columns"])
+    columns += [spec["from"] for spec in settings["derived_columns"].values()]
+    return list(dict.fromkeys(c for c in columns if c))
+
+
+def metadata_names(settings: dict) -> list[str]:
+    """The metadata columns of the corpus table: the configured ones, then the derived ones."""
+    return list(settings["metadata_columns"]) + list(settings["derived_columns"])
+
+
+def settings_problems(settings: dict) -> list[str]:
+    """Corpus settings that cannot work, one line each naming the key and the fix."""
+    problems = []
+    clash = sorted(set(metadata_names(settings)) & set(RESERVED))
+    if clash:
+        problems.append(
+            f"config corpus.metadata_columns / derived_columns: {clash} clash with the columns "
+            f"ingest writes ({', '.join(RESERVED)}); rename them in the data or leave them out"
+        )
+    both = sorted(set(settings["metadata_columns"]) & set(settings["derived_columns"]))
+    if both:
+        problems.append(
+            f"config corpus.derived_columns: {both} also in corpus.metadata_columns; "
+            "give the derived column a new name"
+        )
+    for name, spec in settings["derived_columns"].items():
+        key = f"config corpus.derived_columns.{name}"
+        if ("bins" in spec) == ("map" in spec):
+            problems.append(f"{key}: give either `bins` (with `labels`) or `map`, not both/neither")
+        elif "bins" in spec:
+            bins, labels = spec["bins"], spec.get("labels")
+            if any(b >= a for a, b in zip(bins[1:], bins, strict=False)):
+                problems.append(f"{key}.bins {bins}: edges must increase strictly")
+            if labels is None or len(labels) != len(bins) - 1:
+                problems.append(
+                    f"{key}.labels: {len(bins) - 1} labels needed for {len(bins)} bin edges "
+                    f"(one per interval), got {labels}"
+                )
+        elif "labels" in spec:
+            problems.append(f"{key}.labels: only used with `bins`; remove it")
+        if spec["from"] in settings["derived_columns"]:
+            problems.append(f"{key}.from: {spec['from']!r} is itself derived; use its source")
+    return problems
 
 
 def check_settings(settings: dict) -> None:
-    """Reject metadata column names that would collide with the columns ingest writes."""
-    clash = sorted(set(settings["metadata_columns"]) & set(RESERVED))
-    if clash:
-        raise ValueError(
-            f"config corpus.metadata_columns: {clash} clash with the columns ingest writes "
-            f"({', '.join(RESERVED)}); rename them in the data or leave them out"
+    """Fail on corpus settings that cannot work (column clashes, derived column specs)."""
+    problems = settings_problems(settings)
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
+class Underivable(ValueError):
+    """A derived column's value cannot be computed from a record."""
+
+
+def derive(value: Any, name: str, spec: dict) -> Any:
+    """The value of derived column `name` from its source column's `value`."""
+    where = f"corpus.derived_columns.{name}"
+    if "map" in spec:
+        mapping = {str(k): v for k, v in spec["map"].items()}
+        key = str(value).strip()
+        if key not in mapping:
+            raise Underivable(f"{spec['from']} {value!r} is not in {where}.map")
+        return mapping[key]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Underivable(f"{spec['from']} {value!r} is not a number ({where}.bins)") from None
+    bins = spec["bins"]
+    i = bisect.bisect_right(bins, number) - 1
+    if number != number or not 0 <= i < len(bins) - 1:
+        raise Underivable(
+            f"{spec['from']} {value!r} is outside {where}.bins [{bins[0]:g}, {bins[-1]:g})"
         )
+    return spec["labels"][i]
 
 
 def record_problem(record: RawRecord, settings: dict) -> tuple[str, str] | None:
@@ -374,6 +577,8 @@ def chunk_rows(record: RawRecord, doc_id: str, text: str, settings: dict) -> lis
     group_column = settings["group_column"]
     group_id = str(record.fields[group_column]).strip() if group_column else doc_id
     values = {c: record.fields[c] for c in settings["metadata_columns"]}
+    for name, spec in settings["derived_columns"].items():
+        values[name] = derive(record.fields[spec["from"]], name, spec)
     chunked = settings["chunk_chars"] > 0
     return [
         {
@@ -387,6 +592,28 @@ def chunk_rows(record: RawRecord, doc_id: str, text: str, settings: dict) -> lis
         }
         for k, chunk in enumerate(chunk_text(text, settings["chunk_chars"]))
     ]
+
+
+def unexpected(record: RawRecord, error: Exception) -> tuple[str, str]:
+    """The reject of a record whose reading or preparation raised `error`."""
+    return "malformed_row", f"{record.where()}: {type(error).__name__}: {error}"
+
+
+def prepare(
+    record: RawRecord, doc_id: str, settings: dict
+) -> tuple[tuple[str, str] | None, list[dict]]:
+    """(problem, table rows) of a record that passed the checks: text normalised and chunked,
+    derived columns computed. Any exception becomes the record's problem."""
+    try:
+        text = normalise(record.fields[settings["text_column"]], settings["fix_encoding"])
+        if not has_visible_text(text):
+            detail = "no visible text after normalisation (only spaces, zero-width or control)"
+            return ("empty_text", f"{record.where()}: {detail}"), []
+        return None, chunk_rows(record, doc_id, text, settings)
+    except Underivable as error:
+        return ("underivable", f"{record.where()}: {error}"), []
+    except Exception as error:
+        return unexpected(record, error), []
 
 
 def ingest_records(
@@ -403,8 +630,7 @@ def ingest_records(
         whole_files = shards_by_file(len(files), shards)
     if whole_files:
         files = [f for f in files if file_shard(f, shards) == shard]
-    metadata = list(settings["metadata_columns"])
-    text_column = settings["text_column"]
+    metadata = metadata_names(settings)
     first_seen: dict[str, str] = {}  # id -> where the first record with it was read
     kept_rows: list[dict] = []
     reject_rows: list[dict] = []
@@ -417,8 +643,11 @@ def ingest_records(
             # across shards; each shard then keeps only its own records.
             mine = whole_files or stride_index % shards == shard
             stride_index += 1
-            problem = record_problem(record, settings)
-            doc_id = document_id(record, settings)
+            try:
+                problem = record_problem(record, settings)
+                doc_id = document_id(record, settings)
+            except Exception as error:  # one odd record must not fail the job: it is a reject
+                problem, doc_id = unexpected(record, error), None
             if problem is None and settings["id_column"]:
                 if doc_id in first_seen:
                     problem = (
@@ -431,11 +660,10 @@ def ingest_records(
                 continue
             raw += 1
             if problem is None:
-                text = normalise(record.fields[text_column], settings["fix_encoding"])
-                if text.strip():
-                    kept_rows.extend(chunk_rows(record, doc_id, text, settings))
+                problem, rows = prepare(record, doc_id, settings)
+                if problem is None:
+                    kept_rows.extend(rows)
                     continue
-                problem = ("empty_text", f"{record.where()}: no text left after normalisation")
             reason, detail = problem
             reject_rows.append(
                 {
@@ -504,6 +732,22 @@ def _record_keys(table: pd.DataFrame) -> pd.Series:
     return table.source.astype(str) + ":" + table.source_record.astype(str)
 
 
+def no_record_kept(rejected: pd.DataFrame, top: int = 3) -> str:
+    """The error when ingest kept nothing: the most frequent reject reasons, with an example."""
+    if rejected.empty:
+        return "no record was kept and none was rejected: the corpus files hold no records"
+    counts = rejected.reason.value_counts()
+    lines = [
+        f"{reason}: {n} record(s), e.g. {rejected.detail[rejected.reason == reason].iloc[0]}"
+        for reason, n in counts.head(top).items()
+    ]
+    return (
+        f"no record was kept; of {len(rejected)} rejected, the top reasons:\n    "
+        + "\n    ".join(lines)
+        + "\n  (all reasons and details: results/corpus/rejects/)"
+    )
+
+
 def ingest_report(
     kept: list[str], rejects: list[str], counts: list[str], shards: list[str]
 ) -> pd.DataFrame:
@@ -515,12 +759,12 @@ def ingest_report(
     rows = []
     errors = []
     owner: dict[str, str] = {}
-    tables = []
+    tables, all_rejected = [], []
     for shard, kept_path, rejects_path, counts_path in zip(
         shards, kept, rejects, counts, strict=True
     ):
         table = read_table(kept_path, columns=["doc_id", "source", "source_record"])
-        rejected = read_table(rejects_path, columns=["source", "source_record", "reason"])
+        rejected = read_table(rejects_path, columns=["source", "source_record", "reason", "detail"])
         raw = json.loads(Path(counts_path).read_text())["raw_records"]
         kept_keys = set(_record_keys(table))
         reject_keys = _record_keys(rejected)
@@ -561,6 +805,7 @@ def ingest_report(
         row.update({f"rejected_{reason}": by_reason[reason] for reason in REASONS})
         rows.append(row)
         tables.append(table.assign(shard=shard))
+        all_rejected.append(rejected)
     all_kept = pd.concat(tables, ignore_index=True)
     repeated = all_kept[all_kept.doc_id.duplicated(keep=False)]
     if len(repeated):
@@ -580,7 +825,7 @@ def ingest_report(
     ]
     report = report.astype({c: "int64" for c in report.columns if c != "shard"})
     if total["kept_records"] == 0 and not errors:
-        errors.append("no record was kept: check corpus.text_column and the rejects' reasons")
+        errors.append(no_record_kept(pd.concat(all_rejected, ignore_index=True)))
     if errors:
         log.error("ingest report:\n%s", report.to_string(index=False))
         raise ValueError("ingest accounting failed:\n  " + "\n  ".join(errors))

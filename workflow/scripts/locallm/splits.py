@@ -12,6 +12,7 @@ from scipy.sparse.csgraph import connected_components
 
 from locallm.logs import get_logger, warn
 from locallm.tables import read_table, read_tables, write_table, write_tsv
+from locallm.tasks import normalise_label
 
 log = get_logger(__name__)
 
@@ -101,16 +102,34 @@ def require_column(docs: pd.DataFrame, column: str, key: str) -> None:
 
 
 def filter_task_labels(docs: pd.DataFrame, task: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (kept, rejected) by task.labels; rejected rows name their label."""
+    """Split rows into (kept, rejected) by task.labels; rejected rows name their label.
+
+    With task.label_normalize, labels match after strip + casefold and take the spelling of
+    task.labels. The log lists the most frequent rejected values beside the allowed ones.
+    """
     if not task["labels"]:
         return docs, rejects_frame(docs.iloc[:0], "", [])
     column = task["label_column"]
     if column is None:
         raise ValueError("config task.labels is set but task.label_column is null; name the column")
     require_column(docs, column, "task.label_column")
-    keep = docs[column].astype("string").isin(task["labels"]).fillna(False).to_numpy(bool)
+    values = docs[column].astype("string")
+    if task["label_normalize"]:
+        canonical = {normalise_label(label): label for label in task["labels"]}
+        values = values.map(lambda v: canonical.get(normalise_label(v), v), na_action="ignore")
+        docs = docs.assign(**{column: values.astype(object).where(values.notna(), None)})
+    keep = values.isin(task["labels"]).fillna(False).to_numpy(bool)
     rejected = docs[~keep]
     details = [MISSING_LABEL if pd.isna(value) else str(value) for value in rejected[column]]
+    if details:
+        top = pd.Series(details).value_counts().head(10)
+        listed = ", ".join(f"{value!r} ({n})" for value, n in top.items())
+        hint = "" if task["label_normalize"] else "; task.label_normalize ignores case and spaces"
+        warn(
+            log,
+            f"{len(details)} row(s) rejected: their {column} is not one of task.labels "
+            f"{task['labels']}; most frequent rejected values: {listed}{hint}",
+        )
     return docs[keep], rejects_frame(rejected, "label.not_in_task_labels", details)
 
 
@@ -242,6 +261,20 @@ def report_rows(
     return rows
 
 
+def check_not_empty(docs: pd.DataFrame, fractions: dict[str, float]) -> None:
+    """Fail, naming the split and the fix, when a split with a share of the corpus got no rows."""
+    empty = [s for s in SPLITS if fractions[s] > 0 and not (docs["split"] == s).any()]
+    if empty:
+        groups = docs["group_id"].nunique()
+        shares = ", ".join(f"split.{s} {fractions[s]:g}" for s in empty)
+        raise ValueError(
+            f"the {' and '.join(empty)} split(s) got no document ({shares}; {groups} group(s) "
+            f"in all, {len(docs)} document(s)): the corpus is too small for these fractions. Add "
+            "documents or groups, raise the share, or set it to 0 (with "
+            "evaluation.perplexity: false for validation)"
+        )
+
+
 def split_corpus(
     filtered: list[str],
     duplicates: str,
@@ -279,6 +312,7 @@ def split_corpus(
             warn(log, f"{len(leaks)} {held_out} documents have a near or exact duplicate in train")
     leakage.append(("leakage", "test", "docs_removed", len(removed)))
     docs = docs.drop(index=removed)
+    check_not_empty(docs, split_fractions(settings))
     if groups_straddling(docs):
         raise RuntimeError("a group straddles splits: assignment by group_id is broken")
 

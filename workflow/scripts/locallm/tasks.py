@@ -26,6 +26,73 @@ def prompt_columns(task: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(name.split(".")[0].split("[")[0] for name in names))
 
 
+def prompt_problems(task: dict[str, Any]) -> list[str]:
+    """What is wrong with task.prompt, one line each naming the fix (empty when it is fine)."""
+    prompt = task["prompt"]
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(prompt) if field is not None]
+    except ValueError as error:
+        return [
+            f"config task.prompt {prompt!r} is not a valid template ({error}); "
+            "write a literal brace as {{ or }}"
+        ]
+    problems = []
+    positional = [f for f in fields if f == "" or f.split(".")[0].split("[")[0].isdigit()]
+    if positional:
+        problems.append(
+            "config task.prompt has positional field(s) "
+            f"{', '.join('{' + f + '}' for f in positional)}; name a column instead, e.g. {{text}}"
+        )
+    columns = prompt_columns(task) if not positional else []
+    if "text" not in columns and not positional:
+        problems.append(
+            f"config task.prompt {prompt!r} has no {{text}}: the model would never see the "
+            "document; add {text} where the document goes"
+        )
+    answer_key = "label_column" if task["kind"] == "classify" else "target_column"
+    answer = task[answer_key]
+    if answer is not None and answer in columns:
+        problems.append(
+            f"config task.prompt contains {{{answer}}}, the task.{answer_key}: the answer would be "
+            "in the question; remove it from the prompt"
+        )
+    return problems
+
+
+def normalise_label(value: Any) -> str:
+    """A label as task.label_normalize compares it: stripped and case folded."""
+    return str(value).strip().casefold()
+
+
+def label_problems(task: dict[str, Any]) -> list[str]:
+    """Label settings that cannot work, one line each (empty when fine)."""
+    problems = []
+    if task["labels"] and task["label_column"] is None:
+        problems.append("config task.labels is set but task.label_column is null; name the column")
+    if task["label_normalize"]:
+        seen: dict[str, str] = {}
+        for label in task["labels"]:
+            key = normalise_label(label)
+            if key in seen:
+                problems.append(
+                    f"config task.labels {seen[key]!r} and {label!r} are the same label under "
+                    "task.label_normalize; keep one, or set task.label_normalize: false"
+                )
+            seen.setdefault(key, label)
+    return problems
+
+
+def preference_problems(task: dict[str, Any]) -> list[str]:
+    """task.preferences settings that cannot work, one line each (empty when fine)."""
+    preferences = task["preferences"]
+    if preferences["source"] == "file" and not preferences["path"]:
+        return [
+            "config task.preferences.source is `file` but task.preferences.path is not set; "
+            "give the path of a Parquet, CSV or JSONL file with prompt, chosen, rejected"
+        ]
+    return []
+
+
 def check_columns(columns: list[str], task: dict[str, Any], table: str) -> None:
     """Fail with the missing column and the config key that asked for it."""
     needed = {f"task.prompt field {{{c}}}": c for c in prompt_columns(task)}

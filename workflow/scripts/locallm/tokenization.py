@@ -106,9 +106,14 @@ def tokenize_table(sft: pd.DataFrame, tokenizer, max_length: int | None = None) 
 
 def pack(examples: pd.DataFrame, max_length: int):
     """A datasets.Dataset of sequences of at most `max_length` tokens, examples packed whole."""
-    from datasets import Dataset
+    from datasets import Dataset, Features, List, Value
     from trl import pack_dataset
 
+    if examples.empty:
+        # pack_dataset fails on no rows; an empty split (its fraction set to 0) is still valid.
+        ints = {"input_ids": "int32", "labels": "int64", "seq_lengths": "int32"}
+        features = Features({name: List(Value(kind)) for name, kind in ints.items()})
+        return Dataset.from_dict({name: [] for name in ints}, features=features)
     dataset = Dataset.from_dict(
         {"input_ids": examples["input_ids"].tolist(), "labels": examples["labels"].tolist()}
     )

@@ -1,9 +1,12 @@
 """SFT and DPO with TRL: QLoRA (default), LoRA or full fine-tuning, with checkpoints and resume.
 
 Checkpoints go to results/checkpoints/{variant}/{stage}/, outside the rule's declared output, so a
-job killed by a time limit resumes from the newest one on rerun. A checkpoint written under other
-settings, data or base is discarded rather than resumed. The stage folder gets the adapter (or the
-full model), the tokenizer, train_log.tsv, loss.png and run_info.json.
+job killed by a time limit resumes from the newest one on rerun. A checkpoint counts once its
+`complete.json` (the list of its files, written atomically after the trainer saved it) is there; one
+without it (a job killed while saving) is moved aside into `incomplete/`, and the rerun resumes from
+the newest complete one. A checkpoint written under other settings, data or base is discarded.
+The stage folder gets the adapter (or the full model), the tokenizer, train_log.tsv, loss.png and
+run_info.json.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -106,27 +110,97 @@ def run_key(stage: str, settings: dict[str, Any], seed: int, inputs: list[str]) 
             digest.update(path.read_bytes())
         if folder.is_dir():
             digest.update(fingerprint(folder).encode())
-            for arrow in sorted(folder.rglob("*.arrow")):
+            # Not datasets' cache-*.arrow: the first run writes them, and its rerun must match.
+            for arrow in sorted(folder.rglob("data-*.arrow")):
                 digest.update(f"{arrow.relative_to(folder)}:{arrow.stat().st_size}".encode())
     return digest.hexdigest()[:16]
 
 
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+COMPLETE = "complete.json"  # written last, atomically: a checkpoint without it is unfinished
+INCOMPLETE = "incomplete"  # where unfinished checkpoints are moved aside (not a checkpoint-N name)
+
+
+def mark_complete(checkpoint: str | Path) -> None:
+    """Record a checkpoint as complete: the name and size of every file it holds, written last."""
+    checkpoint = Path(checkpoint)
+    files = {
+        path.relative_to(checkpoint).as_posix(): path.stat().st_size
+        for path in sorted(checkpoint.rglob("*"))
+        if path.is_file() and path.name != COMPLETE
+    }
+    write_json({"files": files}, checkpoint / COMPLETE)
+
+
+def is_complete(checkpoint: str | Path) -> bool:
+    """True when the checkpoint's marker exists and every file it lists is there, at its size.
+
+    The file list also catches a complete checkpoint half deleted by the trainer's rotation.
+    """
+    checkpoint = Path(checkpoint)
+    try:
+        files = json.loads((checkpoint / COMPLETE).read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return False
+    for name, size in files.items():
+        path = checkpoint / name
+        if not path.is_file() or path.stat().st_size != size:
+            return False
+    return True
+
+
+def _read_key(key_file: Path) -> str | None:
+    """The run key a checkpoint folder was written under; None when absent or unreadable."""
+    try:
+        return json.loads(key_file.read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def newest_checkpoint(checkpoints: str | Path, key: str) -> str | None:
-    """The newest checkpoint-* written under the same run key; stale ones are removed."""
+    """The newest complete checkpoint-N written under the same run key.
+
+    Checkpoints of other settings or inputs are removed; unfinished ones (a job killed while it
+    saved) are moved aside into `incomplete/`, so the rerun resumes from the newest complete one.
+    """
     checkpoints = Path(checkpoints)
     key_file = checkpoints / RUN_KEY
-    if checkpoints.exists() and (
-        not key_file.exists() or json.loads(key_file.read_text())["key"] != key
-    ):
+    if checkpoints.exists() and _read_key(key_file) != key:
         stale = sorted(checkpoints.glob("checkpoint-*"))
         if stale:
             log.info("discarding %d checkpoint(s) of other settings or inputs", len(stale))
         shutil.rmtree(checkpoints)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(json.dumps({"key": key}) + "\n")
-    from transformers.trainer_utils import get_last_checkpoint
+    write_json({"key": key}, key_file)
+    found = sorted(
+        (int(match.group(1)), path)
+        for path in checkpoints.iterdir()
+        if path.is_dir() and (match := CHECKPOINT.match(path.name))
+    )
+    newest = None
+    for _, path in found:
+        if is_complete(path):
+            newest = path
+            continue
+        aside = checkpoints / INCOMPLETE / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(path, aside)
+        log.warning("checkpoint %s is incomplete (killed while saving): moved to %s", path, aside)
+    return str(newest) if newest is not None else None
 
-    return get_last_checkpoint(str(checkpoints))
+
+def checkpoint_marker():
+    """A TrainerCallback that marks each checkpoint complete once the trainer has saved it."""
+    from transformers import TrainerCallback
+
+    class MarkComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    mark_complete(folder)
+
+    return MarkComplete()
 
 
 def peak_memory_mb() -> dict[str, float]:
@@ -274,7 +348,7 @@ def train_sft(
         neftune_noise_alpha=settings["neftune_noise_alpha"],
         dataset_num_proc=None,
     )
-    callbacks = []
+    callbacks = [checkpoint_marker()]
     if stop_after_steps is not None:
 
         class StopAfter(TrainerCallback):
@@ -388,6 +462,7 @@ def train_dpo(
         args=args,
         train_dataset=preference_dataset(preferences, tokenizer, max_length),
         processing_class=tokenizer,
+        callbacks=[checkpoint_marker()],
     )
     measured = run_trainer(trainer, checkpoint)
     history = train_log(trainer.state.log_history)

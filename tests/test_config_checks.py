@@ -1,0 +1,105 @@
+"""Config problems found before any job runs: unit checks, and one dry run that stops on them."""
+
+import pytest
+import yaml
+from conftest import ROOT, copy_workflow, snakemake
+from locallm.config import load_config, with_defaults
+from locallm.config_checks import config_problems
+
+TEST_CONFIG = ROOT / "config" / "test.yaml"
+
+
+def problems(**sections) -> list[str]:
+    """The problems of config/test.yaml with `sections` merged over its sections."""
+    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return config_problems(with_defaults(raw))
+
+
+def test_the_shipped_configs_have_no_problems():
+    assert config_problems(load_config(TEST_CONFIG)) == []
+    assert config_problems(load_config(ROOT / "config" / "config.yaml")) == []
+
+
+@pytest.mark.parametrize(
+    ("prompt", "words"),
+    [
+        ("Which party is this?", "has no {text}: the model would never see the document"),
+        ("Party ({party})? {text}", "contains {party}, the task.label_column"),
+        ("Party? {}", "positional field(s) {}; name a column instead, e.g. {text}"),
+        ("Party? {0} {text}", "positional field(s) {0}"),
+        ("Party? {text", "is not a valid template"),
+    ],
+)
+def test_a_prompt_that_cannot_work_is_named_with_its_fix(prompt, words):
+    found = problems(task={"prompt": prompt})
+    assert len(found) == 1 and found[0].startswith("config task.prompt")
+    assert words in found[0]
+
+
+def test_the_target_column_of_a_generate_task_must_not_be_in_the_prompt():
+    found = problems(
+        task={"kind": "generate", "target_column": "president", "prompt": "{text} {president}"}
+    )
+    assert found == [
+        "config task.prompt contains {president}, the task.target_column: the answer would be "
+        "in the question; remove it from the prompt"
+    ]
+
+
+def test_split_fractions_that_do_not_sum_to_one():
+    found = problems(split={"train": 0.8, "validation": 0.3, "test": 0.1})
+    assert found == [
+        "config split.train 0.8 + split.validation 0.3 + split.test 0.1 = 1.2; "
+        "the three fractions must sum to 1"
+    ]
+
+
+def test_perplexity_without_a_validation_split():
+    found = problems(split={"train": 0.9, "validation": 0, "test": 0.1})
+    assert len(found) == 1 and "evaluation.perplexity needs a validation split" in found[0]
+
+
+def test_a_preference_file_source_without_a_path():
+    found = problems(task={"preferences": {"source": "file"}})
+    assert len(found) == 1
+    assert found[0].startswith("config task.preferences.source is `file` but task.preferences.path")
+
+
+def test_labels_that_collide_under_label_normalize():
+    found = problems(task={"labels": ["Pro", "pro "], "label_normalize": True})
+    assert found == [
+        "config task.labels 'Pro' and 'pro ' are the same label under task.label_normalize; "
+        "keep one, or set task.label_normalize: false"
+    ]
+
+
+def test_a_glob_matching_nothing_among_several(tmp_path):
+    (tmp_path / "a.csv").write_text("text\nx\n")
+    patterns = [str(tmp_path / "*.csv"), str(tmp_path / "*.jsnol")]
+    found = problems(corpus={"source": "files", "paths": patterns})
+    assert len(found) == 1 and f"'{tmp_path}/*.jsnol' matches no file" in found[0]
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems(
+        task={"prompt": "{party}", "preferences": {"source": "file"}},
+        split={"train": 0.5},
+    )
+    assert len(found) == 4
+
+
+def test_a_bad_prompt_stops_the_run_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = workdir / "config" / "test.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw["task"]["prompt"] = "Which party? {party}"
+    config.write_text(yaml.safe_dump(raw))
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "invalid config:" in output
+    assert "config task.prompt 'Which party? {party}' has no {text}" in output
+    assert "contains {party}, the task.label_column" in output
+    assert not (workdir / "results").exists()
