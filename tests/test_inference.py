@@ -392,3 +392,11 @@ def test_fewshot_infer_shard_records_balanced_train_examples_and_never_a_test_do
     assert parties.value_counts().to_dict() == {"Democratic": 2, "Republican": 2}
     assert [list(ids) for ids in runs[1]["fewshot_doc_ids"]] == used  # seeded
     assert predictions["text_cut"].dtype == bool and (predictions["prompt_tokens"] > 0).all()
+
+
+def test_a_model_without_a_context_length_is_not_cut_and_says_so(tokenizer, caplog):
+    rows = rows_of(LONG_TEXTS)
+    conversations, cut, n_tokens = fit_to_context(EchoModel(), tokenizer, rows, TASK, [], SETTINGS)
+    assert not cut.any() and (n_tokens > 128).any()
+    assert conversations[2][-1]["content"].endswith(LONG_TEXTS[2])
+    assert "names no context length" in caplog.text

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from locallm.context import context_length, fit_prompt, render_prompt
+from locallm.context import context_length, fit_prompt, prompt_tokens, render_prompt
 from locallm.logs import get_logger, warn
 from locallm.tables import read_table, write_table
 
@@ -74,7 +74,7 @@ class Progress:
     A thread, because one batch of long prompts on a CPU can take longer than the interval.
     """
 
-    def __init__(self, total: int, what: str, interval: float = 30.0):
+    def __init__(self, total: int, what: str, interval: float = PROGRESS_SECONDS):
         self.total, self.what, self.interval = total, what, interval
         self.done = 0
         self._start = time.monotonic()
@@ -363,7 +363,7 @@ def predict(
                 "config inference.mode classify needs task.labels (task.kind classify)"
             )
         continuations = label_continuations(tokenizer, conversations[0], labels)
-        with Progress(len(prompts), "classify", PROGRESS_SECONDS) as progress:
+        with Progress(len(prompts), "classify") as progress:
             ll, n_tokens = label_log_likelihoods(
                 model, tokenizer, prompts, continuations, batch_size=settings["batch_size"],
                 progress=progress,
@@ -382,7 +382,7 @@ def predict(
             frame[f"prob_{label}"] = probs[:, j]
             frame[f"loglik_{label}"] = ll[:, j]
         return frame
-    with Progress(len(prompts), "generate", PROGRESS_SECONDS) as progress:
+    with Progress(len(prompts), "generate") as progress:
         samples = generate_texts(
             model,
             tokenizer,
@@ -442,7 +442,8 @@ def fit_to_context(
     if context is None:
         warn(log, "the model's config names no context length; prompts are not cut to fit")
         conversations = [build_prompt(row, task, examples) for row in rows]
-        return conversations, np.zeros(len(rows), dtype=bool), np.full(len(rows), -1)
+        lengths = np.array([prompt_tokens(tokenizer, c) for c in conversations], dtype=int)
+        return conversations, np.zeros(len(rows), dtype=bool), lengths
     if not rows:
         return [], np.zeros(0, dtype=bool), np.zeros(0, dtype=int)
     reserve = answer_tokens(tokenizer, build_prompt(rows[0], task, examples), labels, settings)
