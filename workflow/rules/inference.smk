@@ -26,7 +26,7 @@ rule infer:
         settings=inference_settings(),
         task=config["task"],
         model=training_settings,
-        metadata=config["corpus"]["metadata_columns"],
+        metadata=prediction_metadata(),
         seed=config["seed"],
     script:
         "../scripts/infer.py"

@@ -128,6 +128,7 @@ def has_chat_template(model_dir: Path) -> bool:
 
 def model_facts(model_dir: Path) -> dict[str, Any]:
     """Shape, context length, chat template and licence, read from a model folder's small files."""
+    from locallm.context import context_length
     from locallm.estimate import count_params_empty, read_model_config
 
     config = read_model_config(model_dir)
@@ -136,11 +137,10 @@ def model_facts(model_dir: Path) -> dict[str, Any]:
         params = shape.params
     except ValueError:
         shape, params = None, count_params_empty(model_dir)
-    text_config = config.get("text_config", config)
     return {
         "shape": shape,
         "params": params,
-        "context_length": text_config.get("max_position_embeddings") or config.get("n_positions"),
+        "context_length": context_length(config),
         "chat_template": has_chat_template(model_dir),
         "licence": model_card_licence(model_dir),
     }
