@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and input functions shared by every rule file.
 
+import functools
 import glob
 import hashlib
 import os
@@ -9,7 +10,7 @@ from snakemake.utils import validate
 
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.corpus import shard_files, shards_by_file
+from locallm.corpus import files_by_shard, shards_by_file
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -28,6 +29,8 @@ wildcard_constraints:
 SOTU_JSONL = "resources/sotu/sotu.jsonl"
 
 
+# Cached: every ingest job's input function asks, and globbing once per job made planning quadratic.
+@functools.cache
 def corpus_files():
     """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
     if config["corpus"]["source"] == "sotu":
@@ -48,9 +51,15 @@ def files_sharded_whole():
     return shards_by_file(len(corpus_files()), config["corpus"]["shards"])
 
 
+@functools.cache
+def files_of_shards():
+    """Every shard's raw files, hashed once per Snakemake run."""
+    return files_by_shard(corpus_files(), config["corpus"]["shards"])
+
+
 def ingest_files(wildcards):
     """The raw files one ingest job reads: its own files, or all of them when records are strided."""
-    return shard_files(corpus_files(), int(wildcards.shard), config["corpus"]["shards"])
+    return list(files_of_shards()[int(wildcards.shard)])
 
 
 def settings_digest(*settings):

@@ -68,22 +68,22 @@ rule tokenize:
     input:
         unpack(tokenize_input),
     output:
-        data=directory("results/tokenized/{variant}/data"),
+        data=directory("results/tokenized/{tokenization}/data"),
         report=report(
-            "results/tokenized/{variant}/lengths.tsv", category="Training data"
+            "results/tokenized/{tokenization}/lengths.tsv", category="Training data"
         ),
         histogram=report(
-            "results/tokenized/{variant}/lengths.png", category="Training data"
+            "results/tokenized/{tokenization}/lengths.png", category="Training data"
         ),
     log:
-        "logs/tokenize/{variant}.log",
+        "logs/tokenize/{tokenization}.log",
     benchmark:
-        "benchmarks/tokenize/{variant}.tsv"
+        "benchmarks/tokenize/{tokenization}.tsv"
     conda:
         "../../envs/locallm.yaml"
     params:
         settings=tokenize_settings,
-        base_path=base_path,
+        base_path=tokenize_base_path,
     script:
         # Not tokenize.py: workflow/scripts is on sys.path, where that name would shadow the
         # standard library's tokenize module.
