@@ -62,6 +62,18 @@ def ingest_files(wildcards):
     return list(files_of_shards()[int(wildcards.shard)])
 
 
+def job_threads(setting, jobs_at_once):
+    """Threads of a job: a number from the config as it is; `auto` shares the cores given to
+    Snakemake (--cores) among the `jobs_at_once` independent jobs of its kind, so that they overlap
+    on a small machine, while a lone job (one variant) still gets every core. Without --cores (a
+    cluster run) auto is 1.
+    """
+    if setting != "auto":
+        return setting
+    cores = workflow.resource_settings.cores or 1
+    return max(1, cores // jobs_at_once)
+
+
 def settings_digest(*settings):
     """A short hash of settings, for params whose change must re-run a rule."""
     return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]

@@ -7,6 +7,10 @@ STAGES = config["inference"]["stages"]
 INFER_SHARDS = [f"{i:03d}" for i in range(config["inference"]["shards"])]
 # Job sizing, kept out of `params` so that changing it does not re-run inference.
 JOB_KEYS = ("threads", "mem_mb", "runtime")
+# With threads: auto, the infer and perplexity jobs of every variant x stage can run at once.
+INFERENCE_THREADS = job_threads(
+    config["inference"]["threads"], len(VARIANTS) * len(STAGES)
+)
 
 
 wildcard_constraints:

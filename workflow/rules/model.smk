@@ -16,7 +16,8 @@ rule bootstrap_base:
         "benchmarks/bootstrap_base/bootstrap_base.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: config["training"]["threads"]
+    # The only job of its kind: every core (with threads: auto).
+    threads: job_threads(config["training"]["threads"], 1)
     resources:
         mem_mb=config["training"]["mem_mb"],
         runtime=config["training"]["runtime"],

@@ -126,7 +126,8 @@ def training_resources(wildcards):
     """
     settings = variant_settings(config, wildcards.variant)
     return {
-        "threads": settings["threads"],
+        # With threads: auto, every variant's job can run beside the others.
+        "threads": job_threads(settings["threads"], len(VARIANTS)),
         "runtime": settings["runtime"],
         **job_resources(config, wildcards.variant),
     }
