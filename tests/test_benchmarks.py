@@ -1,0 +1,80 @@
+"""Every benchmark script runs on tiny input, so none can rot unnoticed (speed is not tested)."""
+
+import importlib.util
+
+import pandas as pd
+from conftest import ROOT
+from locallm.base_model import save_base, tiny_model, train_tokenizer
+from locallm.config import load_config
+from locallm.tables import write_table
+from locallm.tasks import sft_table
+
+
+def benchmark(name: str):
+    """The module benchmarks/<name>.py, imported by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inference_speed_runs_on_two_prompts_of_the_configured_task(capsys):
+    figures = benchmark("inference_speed").main(
+        [
+            "--prompts", "2", "--classify-prompts", "2", "--train-passages", "40",
+            "--hidden", "32", "--layers", "1", "--max-new-tokens", "4", "--batch-size", "2",
+            "--train-steps", "2", "--threads", "1",
+        ]
+    )  # fmt: skip
+    generation = figures["generation"]
+    assert 0 < generation["prefill_share"] <= 1.5  # prefill alone is about the batched run or less
+    assert generation["ratio"] > 0 and generation["bound"] > 0
+    assert figures["classify"]["classify"]["rows"] == 2
+    printed = capsys.readouterr().out
+    assert "task: sotu_type (spoken, written)" in printed  # the demo config's task, not a fixed one
+    assert "against its bound" in printed
+
+
+def test_data_throughput_runs_on_a_tiny_corpus_shard(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = [f"The union is strong, and the budget of year {i} is balanced. " * 8 for i in range(6)]
+    write_table(
+        pd.DataFrame({"doc_id": [f"d{i}" for i in range(6)], "group_id": "g", "text": texts}),
+        corpus / "000.parquet",
+    )
+    result = benchmark("data_throughput").main(
+        ["--corpus", str(corpus), "--baseline-docs", "3", "--repeats", "1"]
+    )
+    loop = result.set_index("step").loc["minhash: datasketch update loop"]
+    assert loop["docs"] == 3 and loop["x_datasketch_loop"] == 1.0
+    assert (result["docs_per_s"] > 0).all()
+
+
+def test_sft_throughput_runs_packed_and_unpacked_with_the_packing_bound(tmp_path, capsys):
+    task = load_config(ROOT / "config" / "config.yaml")["task"]
+    labels = ["spoken", "written"] * 6
+    docs = pd.DataFrame(
+        {
+            "doc_id": [f"d{i}" for i in range(12)],
+            "group_id": [f"g{i}" for i in range(12)],
+            "text": [f"passage {i} " * (3 + 4 * (i % 3)) for i in range(12)],
+            "sotu_type": labels,
+        }
+    )
+    tokenizer = train_tokenizer(docs.text.tolist() + labels, vocab_size=300)
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 4,
+            "context_length": 512}  # fmt: skip
+    save_base(tiny_model(tokenizer, tiny, seed=0), tokenizer, tmp_path / "base")
+    write_table(sft_table(docs, task), tmp_path / "sft.parquet")
+    table = benchmark("sft_throughput").main(
+        ["--base", str(tmp_path / "base"), "--sft", str(tmp_path / "sft.parquet"),
+         "--examples", "12", "--steps", "1", "--threads", "1"]
+    )  # fmt: skip
+    packed, unpacked = table.iloc[0], table.iloc[1]
+    assert packed.packing and not unpacked.packing
+    assert packed.sequences < unpacked.sequences  # examples were packed together
+    assert 0 < unpacked.real_token_share <= 1 and 0 < packed.real_token_share <= 1
+    expected_bound = packed.real_token_share / unpacked.real_token_share
+    assert abs(packed.bound - expected_bound) < 0.01
+    assert "against its bound" in capsys.readouterr().out
