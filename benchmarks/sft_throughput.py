@@ -12,12 +12,14 @@ cost were proportional to its slots, packing could gain at most that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
@@ -46,15 +48,27 @@ class CountingCollator(Collator):
 locallm.training.Collator = CountingCollator
 
 
-def measure(sft: Path, base: str, settings: dict, packing: bool, work: Path, threads: int) -> dict:
-    """Tokenize with or without packing, train `max_steps` steps, return the run's figures."""
+def measure(
+    sft: Path, base: str, settings: dict, packing: bool, work: Path, threads: int, profile: bool
+) -> dict:
+    """Tokenize with or without packing, train `max_steps` steps, return the run's figures.
+
+    `profile`: also print the operators that took the most CPU time (torch.profiler).
+    """
     settings = {**settings, "packing": packing}
     tokenized = work / f"tokenized_{packing}"
     tokenize_splits({"train": str(sft)}, base, settings, str(tokenized), str(work / "r.tsv"),
                     str(work / "r.png"))  # fmt: skip
     out = work / f"sft_{packing}"
     CountingCollator.slots = CountingCollator.real = 0
-    train_sft(str(tokenized), base, settings, str(out), str(work / f"ckpt_{packing}"), 0, threads)
+    cpu = torch.profiler.ProfilerActivity.CPU
+    profiler = torch.profiler.profile(activities=[cpu]) if profile else contextlib.nullcontext()
+    with profiler:
+        train_sft(str(tokenized), base, settings, str(out), str(work / f"ckpt_{packing}"), 0,
+                  threads)  # fmt: skip
+    if profile:
+        print(f"\n{settings['method']}, packing {packing}: operators by self CPU time")
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     info = json.loads((out / "run_info.json").read_text())
     return {
         "packing": packing,
@@ -80,6 +94,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="print the costliest operators")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -92,7 +107,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         sample = read_table(args.sft).head(args.examples)
         write_table(sample, work / "sft.parquet")
         rows = [
-            measure(work / "sft.parquet", args.base, settings, packing, work, args.threads)
+            measure(
+                work / "sft.parquet", args.base, settings, packing, work, args.threads, args.profile
+            )
             for packing in (True, False)
         ]
     table = pd.DataFrame(rows)
