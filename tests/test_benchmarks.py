@@ -78,3 +78,19 @@ def test_sft_throughput_runs_packed_and_unpacked_with_the_packing_bound(tmp_path
     expected_bound = packed.real_token_share / unpacked.real_token_share
     assert abs(packed.bound - expected_bound) < 0.01
     assert "against its bound" in capsys.readouterr().out
+
+
+def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
+    seconds = {"a/one.tsv": 10.0, "b/x.tsv": 5.0, "b/y.tsv": 7.0, "c/one.tsv": 30.0, "d/one.tsv": 1}
+    for path, s in seconds.items():
+        (tmp_path / "benchmarks" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "benchmarks" / path).write_text(f"s\th:m:s\n{s}\t0:00:{s:02.0f}\n")
+    log = tmp_path / "run.log"
+    log.write_text("[Wed Dec  2 13:33:09 2026]\nrule a:\n...\n[Wed Dec  2 13:34:09 2026]\n")
+    # a -> b -> d and c -> d: the chain through c (30 + 1) beats a -> b (10 + 7 + 1).
+    nodes = "".join(f'{i}[label = "{rule}"];\n' for i, rule in enumerate("abcd"))
+    dot = nodes + "0 -> 1\n1 -> 3\n2 -> 3\n"
+    row = benchmark("critical_path").summary(tmp_path, log, rulegraph=dot)
+    assert row["critical_path_s"] == 31.0 and row["path"] == "c → d"
+    assert row["serial_s"] == 53.0 and row["jobs"] == 5
+    assert row["wall_s"] == 60.0
