@@ -25,6 +25,8 @@ import pandas as pd
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.MULTILINE)
 NODE = re.compile(r'^\s*(\d+)\[label = "([^"]+)"', re.MULTILINE)
 EDGE = re.compile(r"^\s*(\d+) -> (\d+)", re.MULTILINE)
+JOB_START = re.compile(r"^\s+jobid: (\d+)$")
+JOB_END = re.compile(r"^Finished jobid: (\d+)")
 
 
 def job_seconds(run_dir: Path) -> pd.DataFrame:
@@ -71,6 +73,25 @@ def log_wall_seconds(log: Path) -> float:
     return (max(stamps) - min(stamps)).total_seconds()
 
 
+def overlapping_seconds(log: Path) -> float:
+    """Seconds during which two or more jobs ran at once (job starts and ends in the log)."""
+    events, stamp = [], None
+    for line in log.read_text().splitlines():
+        if found := STAMP.match(line):
+            stamp = datetime.strptime(found.group(1), "%a %b %d %H:%M:%S %Y")
+        elif JOB_START.match(line):
+            events.append((stamp, 1))
+        elif JOB_END.match(line):
+            events.append((stamp, -1))
+    events.sort(key=lambda event: event[0])
+    running, overlapping = 0, 0.0
+    for (time, change), (following, _) in zip(events, [*events[1:], events[-1]], strict=True):
+        running += change
+        if running >= 2:
+            overlapping += (following - time).total_seconds()
+    return overlapping
+
+
 def summary(run_dir: Path, log: Path, rulegraph: str | None = None) -> dict:
     """Wall, serial and critical-path seconds of one run (rulegraph: dot text, else computed)."""
     if rulegraph is None:
@@ -90,6 +111,7 @@ def summary(run_dir: Path, log: Path, rulegraph: str | None = None) -> dict:
         "serial_s": jobs["seconds"].sum(),
         "critical_path_s": path_seconds,
         "wall_over_critical_path": wall / path_seconds,
+        "overlapping_s": overlapping_seconds(log),
         "path": " → ".join(r for r in path if slowest.get(r)),
     }
 
@@ -103,11 +125,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error("give one --log per run folder")
     rows = [summary(run, log) for run, log in zip(args.runs, args.log, strict=True)]
     print("| run | jobs | wall s | serial s (sum of jobs) | critical path s | wall / critical path "
-          "(bound 1) |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          "(bound 1) | s with 2+ jobs running |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['run']} | {r['jobs']} | {r['wall_s']:.0f} | {r['serial_s']:.0f} "
-              f"| {r['critical_path_s']:.0f} | {r['wall_over_critical_path']:.2f} |")  # fmt: skip
+              f"| {r['critical_path_s']:.0f} | {r['wall_over_critical_path']:.2f} "
+              f"| {r['overlapping_s']:.0f} |")  # fmt: skip
     for r in rows:
         print(f"critical path of {r['run']}: {r['path']}")
     return rows

@@ -86,7 +86,12 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
         (tmp_path / "benchmarks" / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "benchmarks" / path).write_text(f"s\th:m:s\n{s}\t0:00:{s:02.0f}\n")
     log = tmp_path / "run.log"
-    log.write_text("[Wed Dec  2 13:33:09 2026]\nrule a:\n...\n[Wed Dec  2 13:34:09 2026]\n")
+    log.write_text(
+        "[Wed Dec  2 13:33:09 2026]\nrule a:\n    jobid: 1\n"
+        "[Wed Dec  2 13:33:19 2026]\nrule c:\n    jobid: 2\n"
+        "[Wed Dec  2 13:33:49 2026]\nFinished jobid: 1 (Rule: a)\n"
+        "[Wed Dec  2 13:34:09 2026]\nFinished jobid: 2 (Rule: c)\n"
+    )
     # a -> b -> d and c -> d: the chain through c (30 + 1) beats a -> b (10 + 7 + 1).
     nodes = "".join(f'{i}[label = "{rule}"];\n' for i, rule in enumerate("abcd"))
     dot = nodes + "0 -> 1\n1 -> 3\n2 -> 3\n"
@@ -94,3 +99,4 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
     assert row["critical_path_s"] == 31.0 and row["path"] == "c → d"
     assert row["serial_s"] == 53.0 and row["jobs"] == 5
     assert row["wall_s"] == 60.0
+    assert row["overlapping_s"] == 30.0  # a and c both ran from 13:33:19 to 13:33:49
