@@ -100,3 +100,10 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
     assert row["serial_s"] == 53.0 and row["jobs"] == 5
     assert row["wall_s"] == 60.0
     assert row["overlapping_s"] == 30.0  # a and c both ran from 13:33:19 to 13:33:49
+
+
+def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workflow(capsys):
+    rows = benchmark("dryrun_speed").main(["--sizes", "3", "--repeats", "1", "--baseline", "HEAD"])
+    assert [r["workflow"] for r in rows] == ["current", "baseline HEAD"]
+    assert all(r["shards"] == 3 and r["jobs"] > 3 and r["cpu"] > 0 for r in rows)
+    assert "linear bound" in capsys.readouterr().out
