@@ -66,13 +66,13 @@ def datasketch_signatures(texts: list[str], settings: dict, batch: bool) -> list
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     parser.add_argument("--corpus", default="results/corpus", help="folder of corpus shards")
     parser.add_argument("--baseline-docs", type=int, default=2000, help="documents for baselines")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     shards = sorted(Path(args.corpus).glob("*.parquet"))
     if not shards:
@@ -141,6 +141,7 @@ def main() -> None:
             },
         )
     )
+    return result
 
 
 if __name__ == "__main__":

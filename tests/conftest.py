@@ -26,8 +26,13 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake in `workdir` on config/test.yaml; on failure show its output and the logs."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run snakemake in `workdir` on config/test.yaml; on failure show its output and the logs.
+
+    `env`: variables added to this process's environment.
+    """
     command = [
         sys.executable,
         "-m",
@@ -38,7 +43,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         "--configfile=config/test.yaml",
     ]
     result = subprocess.run(
-        [*command, *args], cwd=workdir, capture_output=True, text=True, env={**os.environ}
+        [*command, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
     if check and result.returncode != 0:
         logs = "\n".join(

@@ -3,7 +3,13 @@
 from pathlib import Path
 
 import pytest
-from locallm.config import load_config, variant_settings, with_defaults
+from locallm.config import (
+    load_config,
+    tokenization_id,
+    tokenization_settings,
+    variant_settings,
+    with_defaults,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,3 +64,20 @@ def test_config_readme_matches_schema():
         "config/README.md is stale: run "
         "`cd workflow/scripts && python -m locallm.config > ../../config/README.md`"
     )
+
+
+def test_variants_that_tokenize_alike_share_a_tokenization_id():
+    config = with_defaults(
+        {
+            "variants": {
+                "r8": {"method": "qlora", "lora_r": 8, "learning_rate": 0.01},
+                "r16": {"method": "qlora", "lora_r": 16},
+                "short": {"method": "qlora", "max_length": 128},
+                "unpacked": {"method": "qlora", "packing": False},  # default: packed
+            }
+        }
+    )
+    ids = {variant: tokenization_id(config, variant) for variant in config["variants"]}
+    assert ids["r8"] == ids["r16"]  # LoRA rank and learning rate do not change the tokens
+    assert len({ids["r8"], ids["short"], ids["unpacked"]}) == 3
+    assert tokenization_settings(config, "short")["max_length"] == 128

@@ -12,6 +12,7 @@ from locallm.corpus import (
     chunk_text,
     corpus_paths,
     file_shard,
+    files_by_shard,
     ingest_records,
     ingest_report,
     ingest_shard,
@@ -293,6 +294,16 @@ def test_a_shard_given_only_its_own_files_ingests_the_same_records():
 
 def test_strided_shards_read_every_file():
     assert shard_files(["a.txt"], 1, 2) == ["a.txt"]
+
+
+def test_files_by_shard_gives_each_shard_the_files_shard_files_gives_it():
+    files = [f"data/part{i}.csv" for i in range(40)]
+    by_shard = files_by_shard(files, 7)
+    assert sorted(by_shard) == list(range(7))
+    for shard in range(7):
+        assert by_shard[shard] == [f for f in files if file_shard(f, 7) == shard]
+    assert sorted(f for own in by_shard.values() for f in own) == sorted(files)
+    assert files_by_shard(["a.txt"], 2) == {0: ["a.txt"], 1: ["a.txt"]}  # strided: all files
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3, 7])

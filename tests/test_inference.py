@@ -167,6 +167,15 @@ def test_batched_greedy_generation_equals_one_prompt_at_a_time(tokenizer, model)
     assert any(len(o[0]) > 0 for o in batched)
 
 
+def test_static_cache_generates_what_the_dynamic_cache_generates(tokenizer, model):
+    prompts = [f"{t} " * (k + 1) for k, t in enumerate(TEXTS)]  # lengths differ: left padding
+    static = generate_texts(model, tokenizer, prompts, batch_size=4, max_new_tokens=8)
+    dynamic = generate_texts(
+        model, tokenizer, prompts, batch_size=4, max_new_tokens=8, cache_implementation=None
+    )
+    assert static == dynamic
+
+
 def test_seeded_sampling_is_reproducible(tokenizer, model):
     kwargs = {"batch_size": 2, "max_new_tokens": 6, "do_sample": True, "num_samples": 3}
     first = generate_texts(model, tokenizer, TEXTS, seed=5, **kwargs)

@@ -3,11 +3,13 @@
 import json
 
 import pandas as pd
-from conftest import snakemake
+from conftest import ROOT, snakemake
+from locallm.config import load_config, tokenization_id
 
 VARIANT = "qlora_r8"
+TOKENIZED = f"results/tokenized/{tokenization_id(load_config(ROOT / 'config/test.yaml'), VARIANT)}"
 TARGETS = [
-    f"results/tokenized/{VARIANT}/lengths.tsv",
+    f"{TOKENIZED}/lengths.tsv",
     f"results/models/{VARIANT}/sft",
     f"results/models/{VARIANT}/dpo",
 ]
@@ -34,7 +36,7 @@ def test_model_half_trains_aligns_and_saves_adapters(test_workflow):
     assert dpo_log.reward_accuracy.iloc[-1] > 0.5
     assert dpo_log.reward_margin.iloc[-1] > 0
 
-    tokenized = test_workflow / "results" / "tokenized" / VARIANT
+    tokenized = test_workflow / TOKENIZED
     report = pd.read_csv(tokenized / "lengths.tsv", sep="\t")
     assert report.split.tolist() == ["train", "validation"]
     assert (report.context_length == 512).all()

@@ -10,7 +10,7 @@ from snakemake.utils import validate
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
 from locallm.config_checks import config_problems
-from locallm.corpus import corpus_paths, shard_files, shards_by_file
+from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
 
 validate(config, "../schemas/config.schema.yaml")
 # Problems that need more than the schema (prompt fields, split fractions, files that match
@@ -34,6 +34,8 @@ wildcard_constraints:
 SOTU_JSONL = "resources/sotu/sotu.jsonl"
 
 
+# Cached: every ingest job's input function asks, and globbing once per job made planning quadratic.
+@functools.cache
 def corpus_files():
     """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
     if config["corpus"]["source"] == "sotu":
@@ -55,9 +57,27 @@ def files_sharded_whole():
     return shards_by_file(len(corpus_files()), config["corpus"]["shards"])
 
 
+@functools.cache
+def files_of_shards():
+    """Every shard's raw files, hashed once per Snakemake run."""
+    return files_by_shard(corpus_files(), config["corpus"]["shards"])
+
+
 def ingest_files(wildcards):
     """The raw files one ingest job reads: its own files, or all of them when records are strided."""
-    return shard_files(corpus_files(), int(wildcards.shard), config["corpus"]["shards"])
+    return list(files_of_shards()[int(wildcards.shard)])
+
+
+def job_threads(setting, jobs_at_once):
+    """Threads of a job: a number from the config as it is; `auto` shares the cores given to
+    Snakemake (--cores) among the `jobs_at_once` independent jobs of its kind, so that they overlap
+    on a small machine, while a lone job (one variant) still gets every core. Without --cores (a
+    cluster run) auto is 1.
+    """
+    if setting != "auto":
+        return setting
+    cores = workflow.resource_settings.cores or 1
+    return max(1, cores // jobs_at_once)
 
 
 def settings_digest(*settings):

@@ -14,7 +14,7 @@ rule perplexity:
         "benchmarks/perplexity/{variant}/{stage}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: config["inference"]["threads"]
+    threads: INFERENCE_THREADS
     resources:
         mem_mb=config["inference"]["mem_mb"],
         runtime=config["inference"]["runtime"],

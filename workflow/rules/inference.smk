@@ -16,7 +16,7 @@ rule infer:
         "benchmarks/infer/{variant}/{stage}/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: config["inference"]["threads"]
+    threads: INFERENCE_THREADS
     resources:
         mem_mb=config["inference"]["mem_mb"],
         runtime=config["inference"]["runtime"],

@@ -9,6 +9,10 @@ ADAPTER_STAGES = ("sft", "dpo")
 INFER_SHARDS = [f"{i:03d}" for i in range(config["inference"]["shards"])]
 # Job sizing, kept out of `params` so that changing it does not re-run inference.
 JOB_KEYS = ("threads", "mem_mb", "runtime")
+# With threads: auto, the infer and perplexity jobs of every variant x stage can run at once.
+INFERENCE_THREADS = job_threads(
+    config["inference"]["threads"], len(VARIANTS) * len(STAGES)
+)
 
 
 wildcard_constraints:
@@ -32,7 +36,9 @@ def stage_model(wildcards):
 
 def prediction_metadata():
     """Columns carried into the predictions: the corpus metadata and the derived columns."""
-    return config["corpus"]["metadata_columns"] + list(config["corpus"]["derived_columns"])
+    return config["corpus"]["metadata_columns"] + list(
+        config["corpus"]["derived_columns"]
+    )
 
 
 def infer_input(wildcards):

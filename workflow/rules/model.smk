@@ -16,7 +16,8 @@ rule bootstrap_base:
         "benchmarks/bootstrap_base/bootstrap_base.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: config["training"]["threads"]
+    # The only job of its kind: every core (with threads: auto).
+    threads: job_threads(config["training"]["threads"], 1)
     resources:
         mem_mb=config["training"]["mem_mb"],
         runtime=config["training"]["runtime"],
@@ -68,22 +69,22 @@ rule tokenize:
     input:
         unpack(tokenize_input),
     output:
-        data=directory("results/tokenized/{variant}/data"),
+        data=directory("results/tokenized/{tokenization}/data"),
         report=report(
-            "results/tokenized/{variant}/lengths.tsv", category="Training data"
+            "results/tokenized/{tokenization}/lengths.tsv", category="Training data"
         ),
         histogram=report(
-            "results/tokenized/{variant}/lengths.png", category="Training data"
+            "results/tokenized/{tokenization}/lengths.png", category="Training data"
         ),
     log:
-        "logs/tokenize/{variant}.log",
+        "logs/tokenize/{tokenization}.log",
     benchmark:
-        "benchmarks/tokenize/{variant}.tsv"
+        "benchmarks/tokenize/{tokenization}.tsv"
     conda:
         "../../envs/locallm.yaml"
     params:
         settings=tokenize_settings,
-        base_path=base_path,
+        base_path=tokenize_base_path,
     script:
         # Not tokenize.py: workflow/scripts is on sys.path, where that name would shadow the
         # standard library's tokenize module.

@@ -4,15 +4,25 @@
 
 import os
 import sys
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.config import variant_settings
+from locallm.config import tokenization_id, tokenization_settings, variant_settings
 from locallm.models import TINY, resolve_base_path
 from locallm.preflight import job_resources
 
 BOOTSTRAPPED_BASE = "results/models/base"
 # Job sizing keys of `training`: kept out of `params` so that changing them re-runs nothing.
 TRAINING_JOB_KEYS = ("threads", "mem_mb", "runtime")
+# One tokenize job per distinct tokenization (a digest of its settings), shared by the variants
+# that tokenize alike; each maps to the first such variant in the config, whose settings it uses.
+TOKENIZATIONS = {}
+for _variant in VARIANTS:
+    TOKENIZATIONS.setdefault(tokenization_id(config, _variant), _variant)
+
+
+wildcard_constraints:
+    tokenization="|".join(TOKENIZATIONS),
 
 
 def training_settings(wildcards):
@@ -40,34 +50,36 @@ def base_input(wildcards):
     return {}
 
 
+def tokenized_dir(variant):
+    """The folder of the variant's tokenized data (shared with variants that tokenize alike)."""
+    return f"results/tokenized/{tokenization_id(config, variant)}"
+
+
+def tokenizing_variant(wildcards):
+    """The wildcards of the variant whose settings a tokenize job uses."""
+    return SimpleNamespace(variant=TOKENIZATIONS[wildcards.tokenization])
+
+
 def tokenize_settings(wildcards):
     """What the tokenized data depends on: tokenizer identity, chat template, length, packing."""
-    keys = (
-        "base",
-        "revision",
-        "trust_remote_code",
-        "cache_dir",
-        "chat_template",
-        "max_length",
-        "packing",
-        "max_truncated_share",
-        "truncation_error",
-    )
-    settings = training_settings(wildcards)
-    return {key: settings[key] for key in keys}
+    return tokenization_settings(config, TOKENIZATIONS[wildcards.tokenization])
+
+
+def tokenize_base_path(wildcards):
+    return base_path(tokenizing_variant(wildcards))
 
 
 def tokenize_input(wildcards):
     return {
         "train": "results/sft_data/train.parquet",
         "validation": "results/sft_data/validation.parquet",
-        **base_input(wildcards),
+        **base_input(tokenizing_variant(wildcards)),
     }
 
 
 def sft_input(wildcards):
     return {
-        "data": f"results/tokenized/{wildcards.variant}/data",
+        "data": f"{tokenized_dir(wildcards.variant)}/data",
         **base_input(wildcards),
     }
 
@@ -114,7 +126,8 @@ def training_resources(wildcards):
     """
     settings = variant_settings(config, wildcards.variant)
     return {
-        "threads": settings["threads"],
+        # With threads: auto, every variant's job can run beside the others.
+        "threads": job_threads(settings["threads"], len(VARIANTS)),
         "runtime": settings["runtime"],
         **job_resources(config, wildcards.variant),
     }
@@ -141,12 +154,10 @@ def training_gpu_mem_mb(wildcards):
 
 
 def model_targets():
-    """Every variant's tokenized data report and its SFT and DPO stages."""
+    """Every tokenization's length report, and every variant's SFT and DPO stages."""
     return expand(
-        [
-            "results/tokenized/{variant}/lengths.tsv",
-            "results/models/{variant}/sft",
-            "results/models/{variant}/dpo",
-        ],
+        "results/tokenized/{tokenization}/lengths.tsv", tokenization=TOKENIZATIONS
+    ) + expand(
+        ["results/models/{variant}/sft", "results/models/{variant}/dpo"],
         variant=VARIANTS,
     )

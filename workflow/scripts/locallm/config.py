@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,18 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+# What tokenized data depends on: tokenizer identity, chat template, length, packing.
+TOKENIZATION_KEYS = (
+    "base",
+    "revision",
+    "trust_remote_code",
+    "cache_dir",
+    "chat_template",
+    "max_length",
+    "packing",
+    "max_truncated_share",
+    "truncation_error",
+)
 
 
 def _validator_with_defaults(schema: dict) -> jsonschema.protocols.Validator:
@@ -66,6 +79,20 @@ def variant_settings(config: dict[str, Any], variant: str) -> dict[str, Any]:
             f"allowed: base, revision, trust_remote_code, {', '.join(sorted(config['training']))}"
         )
     return settings
+
+
+def tokenization_settings(config: dict[str, Any], variant: str) -> dict[str, Any]:
+    """The settings a variant's tokenized data depends on (TOKENIZATION_KEYS)."""
+    settings = {**variant_settings(config, variant), "cache_dir": config["model"]["cache_dir"]}
+    return {key: settings[key] for key in TOKENIZATION_KEYS}
+
+
+def tokenization_id(config: dict[str, Any], variant: str) -> str:
+    """A digest of the variant's tokenization settings: the folder of its tokenized data under
+    results/tokenized/, shared by every variant that tokenizes the same way.
+    """
+    settings = json.dumps(tokenization_settings(config, variant), sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 
 def _rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -162,11 +162,21 @@ def shards_by_file(n_files: int, shards: int) -> bool:
     return n_files >= shards
 
 
+def files_by_shard(files: list[str], shards: int) -> dict[int, list[str]]:
+    """Every shard's files in one pass: those that hash to it, or all of them when records are
+    strided (the DAG asks for each of its ingest jobs, so hashing per job would be quadratic).
+    """
+    if not shards_by_file(len(files), shards):
+        return {shard: list(files) for shard in range(shards)}
+    by_shard: dict[int, list[str]] = {shard: [] for shard in range(shards)}
+    for f in files:
+        by_shard[file_shard(f, shards)].append(f)
+    return by_shard
+
+
 def shard_files(files: list[str], shard: int, shards: int) -> list[str]:
     """The files one shard reads: those that hash to it, or all of them when records are strided."""
-    if not shards_by_file(len(files), shards):
-        return list(files)
-    return [f for f in files if file_shard(f, shards) == shard]
+    return files_by_shard(files, shards)[shard]
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -12,11 +12,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from locallm.logs import get_logger
+
+# torch is imported where it is used: Snakemake imports this module while it plans the DAG, and
+# importing torch there cost every `snakemake` call 1-2 s.
+if TYPE_CHECKING:
+    import torch
 
 log = get_logger("models")
 
@@ -38,11 +41,15 @@ class AdapterMismatchError(ValueError):
 
 def on_gpu() -> bool:
     """True when this process trains and infers on a CUDA GPU."""
+    import torch
+
     return torch.cuda.is_available()
 
 
 def compute_dtype() -> torch.dtype:
     """bf16 on a GPU that supports it, fp32 on the CPU (CPU bf16 matmuls are slow and lossy)."""
+    import torch
+
     if on_gpu() and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32

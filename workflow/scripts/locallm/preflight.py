@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from locallm.config import variant_settings
+from locallm.config import tokenization_id, variant_settings
 from locallm.estimate import ModelShape, gpu_resources, shape_from_config, shape_from_tiny
 from locallm.logs import get_logger, warn
 from locallm.models import HUB_FILES, HUB_ID, TINY
@@ -185,7 +185,7 @@ def variant_row(config: dict[str, Any], variant: str, workdir: Path = Path("."))
             "max_length": settings["max_length"],
             # Known once tokenize has run for the variant.
             "longest_example": longest_tokenized(
-                workdir / "results" / "tokenized" / variant / "lengths.tsv"
+                workdir / "results" / "tokenized" / tokenization_id(config, variant) / "lengths.tsv"
             )
             or "-",
             "kind": "instruct" if facts["chat_template"] else "base",

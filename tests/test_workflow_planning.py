@@ -1,0 +1,103 @@
+"""Planning the DAG (`snakemake -n`): torch stays out of it, variants that tokenize alike share one
+tokenize job, and `threads: auto` lets independent jobs overlap.
+"""
+
+import re
+import subprocess
+import sys
+
+import yaml
+from conftest import ROOT, copy_workflow, snakemake
+
+# Imported by Python at start-up from PYTHONPATH: any import of torch or transformers then fails.
+BLOCKER = """
+import sys
+
+
+class BlockHeavyImports:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers"):
+            raise ImportError(f"{name} imported while Snakemake plans the DAG")
+        return None
+
+
+sys.meta_path.insert(0, BlockHeavyImports())
+"""
+
+
+def workflow_with_variants(tmp_path, variants: dict, auto_threads: bool = False):
+    """A copy of the workflow whose config/test.yaml has these variants (and default threads)."""
+    workdir = copy_workflow(tmp_path / "workflow")
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config["variants"] = variants
+    if auto_threads:
+        config["training"].pop("threads", None)
+        config.get("inference", {}).pop("threads", None)
+    (workdir / "config" / "test.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def planned_jobs(result: subprocess.CompletedProcess, rule: str) -> int:
+    """The count of `rule` in a dry-run's job table (0 when it plans none)."""
+    found = re.search(rf"^{rule}\s+(\d+)\s*$", result.stdout + result.stderr, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def test_the_dag_is_planned_without_torch_or_transformers(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    env = {"PYTHONPATH": str(blocker)}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True
+    )
+    assert "imported while Snakemake plans the DAG" in probe.stderr  # the blocker works
+
+    workdir = workflow_with_variants(
+        tmp_path, {"qlora_r8": {"method": "qlora", "lora_r": 8}, "full": {"method": "full"}}
+    )
+    result = snakemake(workdir, "-n", env=env)
+    assert planned_jobs(result, "sft") == 2
+    assert "imported while Snakemake plans the DAG" not in result.stdout + result.stderr
+
+
+def test_variants_that_tokenize_alike_share_one_tokenize_job(tmp_path):
+    workdir = workflow_with_variants(
+        tmp_path,
+        {"r8": {"method": "qlora", "lora_r": 8}, "r16": {"method": "qlora", "lora_r": 16}},
+    )
+    result = snakemake(workdir, "-n")
+    assert planned_jobs(result, "tokenize") == 1
+    assert planned_jobs(result, "sft") == 2
+
+
+def test_variants_that_tokenize_differently_plan_a_tokenize_job_each(tmp_path):
+    workdir = workflow_with_variants(
+        tmp_path,
+        {"r8": {"method": "qlora", "lora_r": 8}, "short": {"method": "qlora", "max_length": 128}},
+    )
+    result = snakemake(workdir, "-n")
+    assert planned_jobs(result, "tokenize") == 2
+
+
+def planned_threads(result: subprocess.CompletedProcess, rule: str) -> set[int]:
+    """The threads of every planned job of `rule` (a dry-run shows them only when above 1)."""
+    jobs = re.split(r"^(?:local)?rule ", result.stdout + result.stderr, flags=re.MULTILINE)
+    threads = set()
+    for job in jobs:
+        if job.startswith(f"{rule}:"):
+            shown = re.search(r"^\s+threads: (\d+)", job, re.MULTILINE)
+            threads.add(int(shown.group(1)) if shown else 1)
+    return threads
+
+
+def test_auto_threads_share_the_cores_among_variants_so_their_jobs_overlap(tmp_path):
+    two = {"r8": {"method": "qlora", "lora_r": 8}, "full": {"method": "full"}}
+    result = snakemake(workflow_with_variants(tmp_path / "two", two, auto_threads=True), "-n")
+    assert planned_threads(result, "bootstrap_base") == {2}  # alone: both cores
+    assert planned_threads(result, "sft") == {1}  # two variants on 2 cores: one each
+    assert planned_threads(result, "infer") == {1}
+
+    one = {"r8": {"method": "qlora", "lora_r": 8}}
+    result = snakemake(workflow_with_variants(tmp_path / "one", one, auto_threads=True), "-n")
+    assert planned_threads(result, "sft") == {2}  # a lone variant's job gets every core
