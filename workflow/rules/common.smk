@@ -9,9 +9,14 @@ from snakemake.utils import validate
 
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.config import canonical
 from locallm.corpus import shard_files, shards_by_file
 
 validate(config, "../schemas/config.schema.yaml")
+# Sorted keys at every level, so that params (compared by repr) change only when values change.
+_sorted_config = canonical(config)
+config.clear()
+config.update(_sorted_config)
 
 
 SHARDS = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
@@ -71,5 +76,6 @@ def data_targets():
 
 
 def all_targets():
-    # model_targets() and evaluation_targets() are defined in model.smk and evaluation.smk.
-    return data_targets() + model_targets() + evaluation_targets()
+    # model_targets(), evaluation_targets() and report_targets() are defined in model_common.smk,
+    # inference_common.smk and report_common.smk.
+    return data_targets() + model_targets() + evaluation_targets() + report_targets()

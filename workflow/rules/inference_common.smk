@@ -28,6 +28,17 @@ def stage_model(wildcards):
     return folders
 
 
+# What load_stage_model reads from a variant's settings. Training hyperparameters are left out: a
+# retrained stage reaches inference as a changed input, and the base stage does not depend on them.
+LOADING_KEYS = ("base", "revision", "trust_remote_code", "cache_dir", "method")
+
+
+def loading_settings(wildcards):
+    """The settings a stage is loaded with (base, revision, remote code, cache, method)."""
+    settings = training_settings(wildcards)
+    return {key: settings[key] for key in LOADING_KEYS}
+
+
 def infer_input(wildcards):
     return {"table": inference_table(), **stage_model(wildcards)}
 

@@ -70,10 +70,18 @@ rule tokenize:
     output:
         data=directory("results/tokenized/{variant}/data"),
         report=report(
-            "results/tokenized/{variant}/lengths.tsv", category="Training data"
+            "results/tokenized/{variant}/lengths.tsv",
+            caption="../report/lengths.rst",
+            category="Training data",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "file": "lengths table"},
         ),
         histogram=report(
-            "results/tokenized/{variant}/lengths.png", category="Training data"
+            "results/tokenized/{variant}/lengths.png",
+            caption="../report/lengths.rst",
+            category="Training data",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "file": "lengths histogram"},
         ),
     log:
         "logs/tokenize/{variant}.log",
@@ -94,7 +102,14 @@ rule sft:
     input:
         unpack(sft_input),
     output:
-        directory("results/models/{variant}/sft"),
+        report(
+            directory("results/models/{variant}/sft"),
+            patterns=STAGE_REPORT_FILES,
+            caption="../report/training.rst",
+            category="Training",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "stage": "sft", "file": "{name}.{ext}"},
+        ),
     log:
         "logs/sft/{variant}.log",
     benchmark:
@@ -120,7 +135,14 @@ rule dpo:
     input:
         unpack(dpo_input),
     output:
-        directory("results/models/{variant}/dpo"),
+        report(
+            directory("results/models/{variant}/dpo"),
+            patterns=STAGE_REPORT_FILES,
+            caption="../report/training.rst",
+            category="Training",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "stage": "dpo", "file": "{name}.{ext}"},
+        ),
     log:
         "logs/dpo/{variant}.log",
     benchmark:
