@@ -78,7 +78,6 @@ rule archive:
         config="results/report/config.yaml",
         checksums="results/report/checksums.tsv",
         environment="results/report/environment.json",
-        data=archive_data(),
     output:
         "results/archive/locallm-replication.tar.gz",
     log:
@@ -90,3 +89,18 @@ rule archive:
         "../../envs/locallm.yaml"
     script:
         "../scripts/archive.py"
+
+
+# The same archive with the raw input files in it, at their paths relative to the working directory.
+use rule archive as archive_with_data with:
+    input:
+        config="results/report/config.yaml",
+        checksums="results/report/checksums.tsv",
+        environment="results/report/environment.json",
+        data=corpus_files(),
+    output:
+        "results/archive/locallm-replication-with-data.tar.gz",
+    log:
+        "logs/archive/archive_with_data.log",
+    benchmark:
+        "benchmarks/archive/archive_with_data.tsv"

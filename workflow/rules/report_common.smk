@@ -26,8 +26,3 @@ def model_card_paths():
 
 def report_targets():
     return ["results/report/REFORMS.md"]
-
-
-def archive_data():
-    """The raw input files, when config `archive.include_data` asks for them in the archive."""
-    return corpus_files() if config["archive"]["include_data"] else []

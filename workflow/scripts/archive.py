@@ -7,9 +7,9 @@ with log_to(snakemake.log[0]):
     write_archive(
         output=snakemake.output[0],
         # The repository this script belongs to: its files are the archive's code.
-        repo=Path(snakemake.scriptdir).parents[1],
+        repo=Path(snakemake.scriptdir).resolve().parents[1],
         config_yaml=snakemake.input.config,
         checksums_tsv=snakemake.input.checksums,
         environment_json=snakemake.input.environment,
-        data=list(snakemake.input.data),
+        data=list(snakemake.input.get("data", [])),
     )

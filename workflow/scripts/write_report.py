@@ -25,7 +25,7 @@ with log_to(snakemake.log[0]):
     write_report(
         run,
         # The repository this script belongs to: its git commit goes into environment.json.
-        repo=Path(snakemake.scriptdir).parents[1],
+        repo=Path(snakemake.scriptdir).resolve().parents[1],
         reforms=snakemake.output.reforms,
         data_card=snakemake.output.data_card,
         environment_json=snakemake.output.environment,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import os
 import subprocess
 import tarfile
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from locallm.tables import atomic_path
+
+log = logging.getLogger(__name__)
 
 # What a checkout holds besides results, when it is not a git repository.
 WORKFLOW_PATHS = [
@@ -127,8 +130,7 @@ def write_archive(
         data=(
             "The input data are included at their original paths."
             if inputs
-            else "The input data are not included (rerun the `archive` rule with "
-            "`--config archive='{include_data: true}'` to include them)."
+            else "The input data are not included (the target `archive_with_data` includes them)."
         ),
     )
     with atomic_path(output) as tmp:
@@ -152,4 +154,5 @@ def write_archive(
             }
             for name, content in replication.items():
                 _add(tar, f"{root}/{REPLICATION}/{name}", content)
+    log.info("%s: %d code files from %s, %d data files", output, len(code), repo, len(inputs))
     return manifest
