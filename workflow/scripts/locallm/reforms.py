@@ -224,7 +224,7 @@ def _evaluation_method(run: Run) -> str:
     )
 
 
-def _selection(run: Run) -> str:
+def selection_criterion(run: Run) -> str:
     good_enough = run.config["evaluation"].get("good_enough")
     lines = []
     if good_enough:
@@ -369,7 +369,7 @@ REFORMS_FILLERS = {
     "4c": _flow,
     "5a": _models,
     "5c": _evaluation_method,
-    "5d": _selection,
+    "5d": selection_criterion,
     "5e": _hyperparameters,
     "5f": _baselines,
     "6a": _train_only,
