@@ -140,6 +140,8 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
                         "metrics": [
                             {"type": row.metric, "value": round(float(row.value), 4)}
                             for row in metrics.itertuples(index=False)
+                            # Perplexity is measured on the validation split, not this dataset.
+                            if row.metric != "perplexity"
                         ],
                     }
                 ],
@@ -168,7 +170,10 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
         task["prompt"],
         "```",
         "",
-        "## Metrics on the test split (95% group-bootstrap CIs)",
+        "## Metrics",
+        "",
+        "On the test split (perplexity: on the validation split), with 95% intervals from a "
+        "bootstrap over whole groups.",
         "",
         markdown_table(metric_table(run).loc[metrics.index]) if len(metrics) else "Not evaluated.",
         "",
