@@ -184,7 +184,9 @@ def _flow(run: Run) -> str:
     ]
     for variant, path in run.lengths.items():
         lengths = run.table(path)
-        lines.append(f"{variant} (`{path}`):\n\n" + markdown_table(lengths))
+        lines.append(f"{variant}:\n\n" + markdown_table(lengths))
+    lengths = ", ".join(f"`{path}`" for path in run.lengths.values())
+    lines.append(f"Source: {lengths}; for the first table, its `source` column.")
     return "\n\n".join(lines)
 
 
@@ -349,17 +351,18 @@ def _code(run: Run) -> str:
 
 
 REFORMS_FILLERS = {
-    "2a": sources,
+    "2a": lambda run: sources(run) + " " + cite("checksums.tsv", run.ingest_report),
     "2b": _code,
     "2c": _compute,
     "2d": lambda run: (
         "`README.md` and `docs/reproduce.md` of the code at that commit; the resolved config "
-        "is `config.yaml` beside this file."
+        "is `config.yaml` beside this file. " + cite("README.md", "docs/reproduce.md")
     ),
     "2e": lambda run: (
         "`snakemake --cores all --configfile results/report/config.yaml` reruns everything; "
         "`snakemake --configfile results/report/config.yaml archive` writes one .tar.gz (code, "
-        "config, package lock, checksums) that reruns elsewhere (docs/reproduce.md)."
+        "config, package lock, checksums) that reruns elsewhere. "
+        + cite("config.yaml", "docs/reproduce.md")
     ),
     "3a": lambda run: sources(run) + "\n\n" + AUTHOR + " When and how the data were collected.",
     "3d": _outcome,
