@@ -112,10 +112,13 @@ def _compute(run: Run) -> str:
     lines.append(markdown_table(pd.DataFrame(rows)))
     total = benchmark_seconds(run.benchmarks)
     if total is not None:
-        lines.append(f"All jobs together: {total / 60:.1f} minutes of wall time (sum over jobs).")
-    sources = [f"`{p}/{RUN_INFO}`" for p in run.models.values()]
+        lines.append(
+            f"All jobs together: {total / 60:.1f} minutes of wall time (the sum over jobs, each "
+            "counted at its latest run)."
+        )
+    run_infos = [f"`{p}/{RUN_INFO}`" for p in run.models.values()]
     lines.append(
-        "Source: `environment.json`, " + ", ".join(sources) + f", `{run.benchmarks}/*/*.tsv`."
+        "Source: `environment.json`, " + ", ".join(run_infos) + f", `{run.benchmarks}/*/*.tsv`."
     )
     return "\n\n".join(lines)
 
