@@ -7,6 +7,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The demo's config, unless --configfile names another: Snakemake would otherwise merge that file
 # into this one, and the demo's variants would be trained beside the user's.
 if not workflow.overwrite_configfiles:
@@ -24,6 +27,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/hpc.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

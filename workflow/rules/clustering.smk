@@ -45,16 +45,28 @@ rule cluster_summary:
         corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
     output:
         summary=report(
-            "results/clusters/summary.tsv", category="Corpus", subcategory="Clusters"
+            "results/clusters/summary.tsv",
+            caption="../report/clusters_summary.rst",
+            category="Corpus",
+            subcategory="Clusters",
         ),
         map=report(
-            "results/clusters/map.png", category="Corpus", subcategory="Clusters"
+            "results/clusters/map.png",
+            caption="../report/clusters_map.rst",
+            category="Corpus",
+            subcategory="Clusters",
         ),
         shares=report(
-            "results/clusters/shares.tsv", category="Corpus", subcategory="Clusters"
+            "results/clusters/shares.tsv",
+            caption="../report/clusters_shares.rst",
+            category="Corpus",
+            subcategory="Clusters",
         ),
         shares_png=report(
-            "results/clusters/shares.png", category="Corpus", subcategory="Clusters"
+            "results/clusters/shares.png",
+            caption="../report/clusters_shares.rst",
+            category="Corpus",
+            subcategory="Clusters",
         ),
     log:
         "logs/cluster_summary/cluster_summary.log",

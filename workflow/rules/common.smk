@@ -9,10 +9,15 @@ from snakemake.utils import validate
 
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.config import canonical
 from locallm.config_checks import config_problems
 from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
 
 validate(config, "../schemas/config.schema.yaml")
+# Sorted keys at every level, so that params (compared by repr) change only when values change.
+_sorted_config = canonical(config)
+config.clear()
+config.update(_sorted_config)
 # Problems that need more than the schema (prompt fields, split fractions, files that match
 # nothing, preference settings) stop the run here, before any job starts.
 CONFIG_PROBLEMS = config_problems(config)
@@ -98,5 +103,6 @@ def data_targets():
 
 
 def all_targets():
-    # model_targets() and evaluation_targets() are defined in model.smk and evaluation.smk.
-    return data_targets() + model_targets() + evaluation_targets()
+    # model_targets(), evaluation_targets() and report_targets() are defined in model_common.smk,
+    # inference_common.smk and report_common.smk.
+    return data_targets() + model_targets() + evaluation_targets() + report_targets()

@@ -42,7 +42,12 @@ rule ingest_report:
         rejects=expand("results/corpus/rejects/{shard}.parquet", shard=SHARDS),
         counts=expand("results/corpus/counts/{shard}.json", shard=SHARDS),
     output:
-        "results/corpus/ingest_report.tsv",
+        report(
+            "results/corpus/ingest_report.tsv",
+            caption="../report/ingest_report.rst",
+            category="Corpus",
+            subcategory="Ingest",
+        ),
     log:
         "logs/ingest_report/ingest_report.log",
     benchmark:

@@ -22,7 +22,7 @@ rule perplexity:
         gpu_mem_mb=inference_gpu_mem_mb,
     params:
         settings=config["evaluation"],
-        model=training_settings,
+        model=loading_settings,
         seed=config["seed"],
     script:
         "../scripts/perplexity.py"
@@ -38,13 +38,48 @@ rule evaluate:
         perplexities=perplexity_tables(),
         train="results/splits/train.parquet",
     output:
-        metrics=report("results/eval/metrics.tsv", category="Evaluation"),
-        confusion="results/eval/confusion.tsv",
-        reliability="results/eval/reliability.tsv",
-        comparison=report("results/eval/comparison.png", category="Evaluation"),
-        confusion_png=report("results/eval/confusion.png", category="Evaluation"),
-        calibration=report("results/eval/calibration.png", category="Evaluation"),
-        decision=report("results/eval/decision.md", category="Evaluation"),
+        metrics=report(
+            "results/eval/metrics.tsv",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            subcategory="Tables",
+        ),
+        confusion=report(
+            "results/eval/confusion.tsv",
+            caption="../report/confusion_tsv.rst",
+            category="Evaluation",
+            subcategory="Tables",
+        ),
+        reliability=report(
+            "results/eval/reliability.tsv",
+            caption="../report/reliability.rst",
+            category="Evaluation",
+            subcategory="Tables",
+        ),
+        comparison=report(
+            "results/eval/comparison.png",
+            caption="../report/comparison.rst",
+            category="Evaluation",
+            subcategory="Plots",
+        ),
+        confusion_png=report(
+            "results/eval/confusion.png",
+            caption="../report/confusion.rst",
+            category="Evaluation",
+            subcategory="Plots",
+        ),
+        calibration=report(
+            "results/eval/calibration.png",
+            caption="../report/calibration.rst",
+            category="Evaluation",
+            subcategory="Plots",
+        ),
+        decision=report(
+            "results/eval/decision.md",
+            caption="../report/decision.rst",
+            category="Evaluation",
+            subcategory="Tables",
+        ),
     log:
         "logs/evaluate/evaluate.log",
     benchmark:

@@ -41,6 +41,7 @@ rule filter_report:
     output:
         report(
             "results/filtered/filter_report.tsv",
+            caption="../report/filter_report.rst",
             category="Corpus",
             subcategory="Filter",
         ),

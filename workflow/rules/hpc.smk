@@ -38,7 +38,12 @@ rule preflight:
     input:
         expand("results/models/fetched/{variant}.json", variant=VARIANTS),
     output:
-        report("results/preflight.tsv", category="Models"),
+        report(
+            "results/preflight.tsv",
+            caption="../report/preflight.rst",
+            category="Models",
+            subcategory="Pre-flight",
+        ),
     log:
         "logs/preflight/preflight.log",
     benchmark:

@@ -25,7 +25,7 @@ rule infer:
     params:
         settings=inference_settings(),
         task=config["task"],
-        model=training_settings,
+        model=loading_settings,
         metadata=prediction_metadata(),
         seed=config["seed"],
     script:
@@ -39,7 +39,13 @@ rule gather_predictions:
             shard=INFER_SHARDS,
         ),
     output:
-        "results/predictions/{variant}/{stage}.parquet",
+        report(
+            "results/predictions/{variant}/{stage}.parquet",
+            caption="../report/predictions.rst",
+            category="Predictions",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "stage": "{stage}"},
+        ),
     log:
         "logs/gather_predictions/{variant}/{stage}.log",
     benchmark:

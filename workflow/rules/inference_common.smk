@@ -41,6 +41,17 @@ def prediction_metadata():
     )
 
 
+# What load_stage_model reads from a variant's settings. Training hyperparameters are left out: a
+# retrained stage reaches inference as a changed input, and the base stage does not depend on them.
+LOADING_KEYS = ("base", "revision", "trust_remote_code", "cache_dir", "method")
+
+
+def loading_settings(wildcards):
+    """The settings a stage is loaded with (base, revision, remote code, cache, method)."""
+    settings = training_settings(wildcards)
+    return {key: settings[key] for key in LOADING_KEYS}
+
+
 def infer_input(wildcards):
     """The table, the model folders, and for the fewshot stage the train split (its examples)."""
     files = {"table": inference_table(), **stage_model(wildcards)}

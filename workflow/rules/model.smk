@@ -71,10 +71,18 @@ rule tokenize:
     output:
         data=directory("results/tokenized/{tokenization}/data"),
         report=report(
-            "results/tokenized/{tokenization}/lengths.tsv", category="Training data"
+            "results/tokenized/{tokenization}/lengths.tsv",
+            caption="../report/lengths.rst",
+            category="Training data",
+            subcategory="{tokenization}",
+            labels={"tokenization": "{tokenization}", "file": "lengths table"},
         ),
         histogram=report(
-            "results/tokenized/{tokenization}/lengths.png", category="Training data"
+            "results/tokenized/{tokenization}/lengths.png",
+            caption="../report/lengths.rst",
+            category="Training data",
+            subcategory="{tokenization}",
+            labels={"tokenization": "{tokenization}", "file": "lengths histogram"},
         ),
     log:
         "logs/tokenize/{tokenization}.log",
@@ -95,7 +103,14 @@ rule sft:
     input:
         unpack(sft_input),
     output:
-        directory("results/models/{variant}/sft"),
+        report(
+            directory("results/models/{variant}/sft"),
+            patterns=STAGE_REPORT_FILES,
+            caption="../report/training.rst",
+            category="Training",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "stage": "sft", "file": "{name}.{ext}"},
+        ),
     log:
         "logs/sft/{variant}.log",
     benchmark:
@@ -121,7 +136,14 @@ rule dpo:
     input:
         unpack(dpo_input),
     output:
-        directory("results/models/{variant}/dpo"),
+        report(
+            directory("results/models/{variant}/dpo"),
+            patterns=STAGE_REPORT_FILES,
+            caption="../report/training.rst",
+            category="Training",
+            subcategory="{variant}",
+            labels={"variant": "{variant}", "stage": "dpo", "file": "{name}.{ext}"},
+        ),
     log:
         "logs/dpo/{variant}.log",
     benchmark:

@@ -12,6 +12,13 @@ from locallm.models import TINY, resolve_base_path
 from locallm.preflight import job_resources
 
 BOOTSTRAPPED_BASE = "results/models/base"
+# Files of a trained stage's folder shown by `snakemake --report` (patterns need a wildcard).
+STAGE_REPORT_FILES = [
+    "{name,loss}.{ext,png}",
+    "{name,train_log}.{ext,tsv}",
+    "{name,run_info}.{ext,json}",
+    "{name,README}.{ext,md}",
+]
 # Job sizing keys of `training`: kept out of `params` so that changing them re-runs nothing.
 TRAINING_JOB_KEYS = ("threads", "mem_mb", "runtime")
 # One tokenize job per distinct tokenization (a digest of its settings), shared by the variants

@@ -12,7 +12,10 @@ rule split:
         test="results/splits/test.parquet",
         rejects="results/splits/rejects.parquet",
         report=report(
-            "results/splits/split_report.tsv", category="Corpus", subcategory="Splits"
+            "results/splits/split_report.tsv",
+            caption="../report/split_report.rst",
+            category="Corpus",
+            subcategory="Splits",
         ),
     log:
         "logs/split/split.log",

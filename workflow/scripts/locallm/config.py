@@ -57,6 +57,19 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return with_defaults(yaml.safe_load(Path(path).read_text()) or {})
 
 
+def canonical(value: Any) -> Any:
+    """`value` with the keys of every mapping in it sorted (lists keep their order).
+
+    Snakemake compares rule params by their repr, in which dict order shows: sorted, a config file
+    with the same values in another order gives the same params and plans no job.
+    """
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def variant_settings(config: dict[str, Any], variant: str) -> dict[str, Any]:
     """The training settings of one variant: `training` defaults overridden by the variant's keys.
 

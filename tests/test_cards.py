@@ -1,0 +1,57 @@
+"""Model cards from a stage's run_info.json and metrics.tsv, without Snakemake."""
+
+import json
+
+import pandas as pd
+import yaml
+from locallm.cards import model_card_markdown
+from locallm.run_files import Run
+
+CONFIG = {
+    "corpus": {"source": "files"},
+    "task": {"label_column": "frame", "labels": ["economic", "moral"], "prompt": "Frame?\n{text}"},
+}
+
+
+def stage_run(tmp_path, method: str) -> Run:
+    folder = tmp_path / "models" / "v" / "sft"
+    folder.mkdir(parents=True)
+    info = {"method": method, "base": "org/model", "base_path": "org/model", "steps": 3,
+            "seed": 1, "settings": {"learning_rate": 0.001, "lora_r": 8}}  # fmt: skip
+    (folder / "run_info.json").write_text(json.dumps(info))
+    metrics = pd.DataFrame(
+        {"variant": ["v", "v", "v", "baseline"], "stage": ["sft", "sft", "base", "majority"],
+         "metric": ["accuracy", "perplexity", "accuracy", "accuracy"],
+         "value": [0.81234, 12.0, 0.5, 0.6], "ci_low": [0.7, 11.0, 0.4, 0.5],
+         "ci_high": [0.9, 13.0, 0.6, 0.7], "n": [100, 50, 100, 100]}
+    )  # fmt: skip
+    metrics.to_csv(tmp_path / "metrics.tsv", sep="\t", index=False)
+    paths = dict.fromkeys(["ingest_report", "filter_report", "split_report", "cluster_summary",
+                           "duplicates", "split_rejects"], "unused")  # fmt: skip
+    return Run(config=CONFIG, raw_files=["data/a.csv"], splits={}, lengths={},
+               models={("v", "sft"): str(folder)}, predictions={},
+               metrics=str(tmp_path / "metrics.tsv"), **paths)  # fmt: skip
+
+
+def header(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_adapter_card_has_hub_header_with_this_stages_test_metrics_only(tmp_path):
+    card = model_card_markdown(stage_run(tmp_path, "qlora"), "v", "sft")
+    meta = header(card)
+    assert meta["base_model"] == "org/model" and meta["library_name"] == "peft"
+    assert meta["license"] == "other"  # the base's card is not on this machine
+    assert meta["datasets"] == ["local: data/a.csv"]
+    (result,) = meta["model-index"][0]["results"]
+    assert result["metrics"] == [{"type": "accuracy", "value": 0.8123}]  # not perplexity
+    assert "| v | sft | accuracy | 0.812 [0.700, 0.900] | 100 |" in card
+    assert "| v | base |" not in card
+    assert "| learning_rate | 0.001 |" in card and "[More Information Needed]" not in card
+
+
+def test_full_fine_tuning_card_names_transformers(tmp_path):
+    meta = header(model_card_markdown(stage_run(tmp_path, "full"), "v", "sft"))
+    assert meta["library_name"] == "transformers"
+    assert "language" not in meta  # only the demo corpus is known to be English

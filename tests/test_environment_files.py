@@ -1,0 +1,28 @@
+"""envs/locallm.yaml (for `--sdm conda`) pins exactly what requirements.txt pins."""
+
+import re
+
+import yaml
+from conftest import ROOT
+
+
+def requirement_lines(text: str) -> list[str]:
+    """Requirement lines without comments and blank lines, in file order."""
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return [line for line in lines if line]
+
+
+def test_conda_env_lists_the_same_pins_as_requirements_txt():
+    env = yaml.safe_load((ROOT / "envs" / "locallm.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    requirements = requirement_lines((ROOT / "requirements.txt").read_text())
+    # Listed, not included: `-r` paths do not resolve from Snakemake's copy of the env file.
+    assert not any(entry.startswith("-") for entry in pip)
+    assert sorted(pip) == sorted(requirements)
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+]+", entry) for entry in pip)
+
+
+def test_conda_env_python_matches_the_projects_python():
+    env = yaml.safe_load((ROOT / "envs" / "locallm.yaml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    assert 'target-version = "py311"' in (ROOT / "pyproject.toml").read_text()
