@@ -26,8 +26,10 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run snakemake in `workdir` on config/test.yaml; on failure show its output and the logs."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, configfile: str = "config/test.yaml"
+) -> subprocess.CompletedProcess:
+    """Run snakemake in `workdir` on `configfile`; on failure show its output and the logs."""
     command = [
         sys.executable,
         "-m",
@@ -35,7 +37,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         "--cores",
         "2",
         # One token: `--configfile` takes several values and would swallow the targets after it.
-        "--configfile=config/test.yaml",
+        f"--configfile={configfile}",
     ]
     result = subprocess.run(
         [*command, *args], cwd=workdir, capture_output=True, text=True, env={**os.environ}
