@@ -1,10 +1,18 @@
 """Batched inference: batching order, label scoring, tolerant parsing, self-consistency."""
 
+import time
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from locallm.config import with_defaults
 from locallm.inference import (
+    Progress,
+    answer_tokens,
+    fit_to_context,
     generate_texts,
+    infer_shard,
     label_continuations,
     label_log_likelihoods,
     label_probabilities,
@@ -16,7 +24,13 @@ from locallm.inference import (
     text_log_likelihoods,
 )
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
@@ -261,3 +275,128 @@ def test_text_log_likelihoods_equal_the_model_loss_per_text(tokenizer, model):
             loss = model(input_ids=ids, labels=ids).loss.item()
         assert n_tokens[i] == ids.shape[1] - 1
         assert nll[i] / n_tokens[i] == pytest.approx(loss, rel=1e-4)
+
+
+# --- the model's context, progress, few-shot ---------------------------------------------------
+
+TASK = {
+    "kind": "classify",
+    "system_prompt": None,
+    "prompt": "Which party? Answer Democratic or Republican.\n\n{text}",
+    "label_column": "party",
+    "labels": ["Democratic", "Republican"],
+}
+LONG_TEXTS = [" ".join([t] * n) for t, n in zip(TEXTS, [20, 35, 50, 8], strict=True)]
+
+
+def tiny_gpt2(tokenizer) -> GPT2LMHeadModel:
+    """GPT-2's shape: learned positions, so a prompt past n_positions indexes out of range."""
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    return GPT2LMHeadModel(config).eval()
+
+
+def rows_of(texts, prefix="t"):
+    return [
+        {"doc_id": f"{prefix}{i}", "group_id": f"g{i}", "text": t,
+         "party": ["Democratic", "Republican"][i % 2]}
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["classify", "generate"])
+def test_a_gpt2_shaped_base_with_128_positions_runs_long_prompts_once_they_are_cut(tokenizer, mode):
+    from locallm.tasks import build_prompt
+
+    model = tiny_gpt2(tokenizer)
+    settings = {**SETTINGS, "mode": mode, "max_new_tokens": 6, "max_cut_share": 0.5}
+    rows, examples = rows_of(LONG_TEXTS), rows_of(LONG_TEXTS[:2], prefix="train")
+    labels = TASK["labels"]
+    uncut = [build_prompt(row, TASK, examples) for row in rows]
+    with pytest.raises(IndexError):  # what inference did before: positions past the table
+        predict(model, tokenizer, uncut, settings, labels, seed=0)
+    conversations, cut, n_tokens = fit_to_context(model, tokenizer, rows, TASK, examples, settings)
+    reserve = answer_tokens(tokenizer, uncut[0], labels, settings)
+    assert reserve == (settings["max_new_tokens"] if mode == "generate" else 3)  # "Republican<eos>"
+    assert cut.all() and (n_tokens + reserve <= 128).all()
+    assert all(c[-1]["content"].startswith("Which party? Answer") for c in conversations)
+    frame = predict(model, tokenizer, conversations, settings, labels, seed=0)
+    assert len(frame) == len(rows)
+    if mode == "classify":
+        probs = frame[[f"prob_{label}" for label in labels]].to_numpy()
+        assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_fit_to_context_leaves_prompts_that_fit_uncut_and_warns_above_the_share(tokenizer, caplog):
+    caplog.set_level("INFO")
+    model = tiny_gpt2(tokenizer)
+    settings = {**SETTINGS, "max_cut_share": 0.25}
+    rows = rows_of([TEXTS[0], TEXTS[1], LONG_TEXTS[2], TEXTS[3]])
+    _, cut, _ = fit_to_context(model, tokenizer, rows, TASK, [], settings)
+    assert cut.tolist() == [False, False, True, False]
+    assert "1 of 4 prompts had document text cut" in caplog.text
+    assert "WARNING" not in caplog.text
+    rows = rows_of([TEXTS[0], LONG_TEXTS[1], LONG_TEXTS[2], TEXTS[3]])
+    _, cut, _ = fit_to_context(model, tokenizer, rows, TASK, [], settings)
+    assert cut.sum() == 2
+    assert any(r.levelname == "WARNING" and "max_cut_share" in r.message for r in caplog.records)
+
+
+def test_progress_logs_rows_done_and_rate_while_a_batch_is_still_running(caplog):
+    caplog.set_level("INFO")
+    with Progress(total=10, what="classify", interval=0.05) as progress:
+        progress.advance(4)
+        time.sleep(0.3)  # one long batch: the side thread still reports
+        progress.advance(6)
+    reports = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
+    assert len(reports) >= 3
+    assert reports[0].startswith("classify: 4 of 10 rows done")
+    assert reports[-1].startswith("classify: 10 of 10 rows done")
+
+
+def test_fewshot_infer_shard_records_balanced_train_examples_and_never_a_test_document(
+    tmp_path, tokenizer, model
+):
+    from locallm.tables import write_table
+
+    base = tmp_path / "base"
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    test = pd.DataFrame(rows_of(TEXTS * 2, prefix="test"))
+    # The train split also holds two test doc_ids: the guard must keep them out of the prompts.
+    train = pd.DataFrame(rows_of(TEXTS * 3, prefix="train") + rows_of(TEXTS[:2], prefix="test"))
+    write_table(test, tmp_path / "test.parquet")
+    write_table(train, tmp_path / "train.parquet")
+    config = with_defaults({"inference": {"fewshot_k": 2, "max_cut_share": 1.0}})
+    settings = {k: v for k, v in config["inference"].items()}
+    runs = []
+    for run in range(2):
+        out = tmp_path / f"fewshot{run}.parquet"
+        infer_shard(
+            table=tmp_path / "test.parquet", output=out, shard=0, settings=settings, task=TASK,
+            model_settings={"base": str(base), "method": "lora", "trust_remote_code": False},
+            metadata_columns=[], seed=3, variant="v", stage="fewshot", base_dir=None,
+            adapter_dir=None, examples_table=tmp_path / "train.parquet",
+        )  # fmt: skip
+        runs.append(pd.read_parquet(out))
+    predictions = runs[0]
+    assert predictions["doc_id"].tolist() == test["doc_id"].tolist()
+    used = [list(ids) for ids in predictions["fewshot_doc_ids"]]
+    assert all(ids == used[0] for ids in used) and len(used[0]) == 4
+    assert set(used[0]) <= set(train["doc_id"]) and not set(used[0]) & set(test["doc_id"])
+    parties = train.set_index("doc_id").loc[used[0], "party"]
+    assert parties.value_counts().to_dict() == {"Democratic": 2, "Republican": 2}
+    assert [list(ids) for ids in runs[1]["fewshot_doc_ids"]] == used  # seeded
+    assert predictions["text_cut"].dtype == bool and (predictions["prompt_tokens"] > 0).all()
+
+
+def test_a_model_without_a_context_length_is_not_cut_and_says_so(tokenizer, caplog):
+    rows = rows_of(LONG_TEXTS)
+    conversations, cut, n_tokens = fit_to_context(EchoModel(), tokenizer, rows, TASK, [], SETTINGS)
+    assert not cut.any() and (n_tokens > 128).any()
+    assert conversations[2][-1]["content"].endswith(LONG_TEXTS[2])
+    assert "names no context length" in caplog.text

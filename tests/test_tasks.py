@@ -8,6 +8,7 @@ from locallm.tasks import (
     build_prompt,
     cap_examples,
     check_columns,
+    fewshot_examples,
     format_target,
     preferences_from_file,
     preferences_from_labels,
@@ -115,3 +116,58 @@ def test_build_preferences_caps_pairs_with_the_seed(tmp_path):
     build_preferences(*args, split="train", seed=0)
     assert len(read_table(tmp_path / "p.parquet")) == 2
     assert len(read_table(tmp_path / "r.parquet")) == 0
+
+
+def labelled_train(per_label: dict[str, int]) -> pd.DataFrame:
+    """A train split with `n` rows of each label, doc_ids named after their label."""
+    rows = [
+        {"doc_id": f"{label}-{i}", "group_id": f"{label}-g{i}", "text": f"text {label} {i}",
+         "year": 1900 + i, "party": label}
+        for label, n in per_label.items()
+        for i in range(n)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fewshot_examples_are_k_train_rows_per_label_drawn_with_the_seed():
+    train = labelled_train({"Democratic": 20, "Republican": 15, "Whig": 9})
+    examples = fewshot_examples(train, TASK, k=3, seed=5)
+    assert examples["party"].value_counts().to_dict() == {
+        "Democratic": 3, "Republican": 3, "Whig": 3
+    }  # fmt: skip
+    assert set(examples["doc_id"]) <= set(train["doc_id"])
+    again = fewshot_examples(train, TASK, k=3, seed=5)
+    assert again["doc_id"].tolist() == examples["doc_id"].tolist()
+    other = fewshot_examples(train, TASK, k=3, seed=6)
+    assert set(other["doc_id"]) != set(examples["doc_id"])
+    # Shuffled across labels, not one label's examples in a block.
+    assert examples["party"].tolist() != sorted(examples["party"].tolist())
+
+
+def test_fewshot_examples_never_include_a_document_being_asked_about():
+    train = labelled_train({"Democratic": 4, "Republican": 4, "Whig": 4})
+    asked = ["Democratic-0", "Democratic-1", "Republican-3"]
+    for seed in range(10):
+        examples = fewshot_examples(train, TASK, k=2, seed=seed, exclude=asked)
+        assert not set(examples["doc_id"]) & set(asked)
+        assert len(examples) == 6
+
+
+def test_fewshot_examples_warn_when_a_label_has_fewer_than_k_rows(caplog):
+    train = labelled_train({"Democratic": 5, "Republican": 5, "Whig": 1})
+    examples = fewshot_examples(train, TASK, k=2, seed=0)
+    assert examples["party"].value_counts().to_dict() == {
+        "Democratic": 2, "Republican": 2, "Whig": 1
+    }  # fmt: skip
+    assert "label 'Whig' has 1 train rows" in caplog.text
+
+
+def test_build_prompt_puts_fewshot_examples_as_answered_turns_before_the_question():
+    examples = DOCS.iloc[1:].to_dict("records")
+    messages = build_prompt(DOCS.iloc[0], TASK, examples)
+    assert [m["role"] for m in messages] == [
+        "system", "user", "assistant", "user", "assistant", "user"
+    ]  # fmt: skip
+    assert messages[1]["content"] == "Party of the speaker of 1987?\n\nTear down this wall."
+    assert [messages[2]["content"], messages[4]["content"]] == ["Republican", "Whig"]
+    assert messages[-1] == build_prompt(DOCS.iloc[0], TASK)[-1]

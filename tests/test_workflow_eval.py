@@ -5,11 +5,13 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import snakemake
+from locallm.config import with_defaults
 from locallm.evaluation import evaluate
 from locallm.tables import write_table
 
 TASK = {"labels": ["D", "R"], "label_column": "party"}
 SETTINGS = {"bootstrap": 50, "calibration_bins": 5}
+NO_THRESHOLD = {"metric": "macro_f1", "threshold": None}
 METRIC_COLUMNS = ["variant", "stage", "metric", "value", "ci_low", "ci_high", "n"]
 
 
@@ -28,8 +30,8 @@ def predictions(stage: str, parsed: list, prob_r: list) -> pd.DataFrame:
     )
 
 
-@pytest.fixture()
-def evaluated(tmp_path):
+@pytest.fixture(params=[NO_THRESHOLD])
+def evaluated(request, tmp_path):
     paths = []
     for stage, parsed, prob_r in [
         ("base", ["R", "R", "R", "R"], [0.6, 0.6, 0.6, 0.6]),
@@ -45,9 +47,11 @@ def evaluated(tmp_path):
         "comparison_png": tmp_path / "comparison.png",
         "confusion_png": tmp_path / "confusion.png",
         "calibration_png": tmp_path / "calibration.png",
+        "decision_md": tmp_path / "decision.md",
     }
+    settings = {**SETTINGS, "good_enough": request.param}
     evaluate(predictions=paths, perplexities=[], train=tmp_path / "train.parquet", task=TASK,
-             settings=SETTINGS, seed=0, **out)  # fmt: skip
+             settings=settings, seed=0, **out)  # fmt: skip
     return out
 
 
@@ -69,6 +73,20 @@ def test_evaluate_writes_a_tidy_metrics_table_with_hand_checked_values(evaluated
     assert (metrics["ci_low"] <= metrics["value"] + 1e-9).all()
 
 
+@pytest.mark.parametrize("evaluated", [{"metric": "accuracy", "threshold": 0.5}], indirect=True)
+def test_evaluate_adds_good_enough_columns_and_writes_the_decision(evaluated):
+    metrics = pd.read_csv(evaluated["metrics_tsv"], sep="\t")
+    assert metrics.columns.tolist() == [*METRIC_COLUMNS, "threshold", "good_enough"]
+    accuracy = metrics[metrics["metric"] == "accuracy"].set_index(["variant", "stage"])
+    for stage in ("base", "sft"):
+        row = accuracy.loc[("v", stage)]
+        assert row["threshold"] == 0.5
+        assert bool(row["good_enough"]) == (row["ci_low"] >= 0.5)
+    assert accuracy.loc[("baseline", "majority"), ["threshold", "good_enough"]].isna().all()
+    decision = evaluated["decision_md"].read_text()
+    assert "| v | base |" in decision and "| v | sft |" in decision
+
+
 def test_evaluate_writes_confusion_counts_and_plots(evaluated):
     counts = pd.read_csv(evaluated["confusion_tsv"], sep="\t")
     sft = counts[counts["stage"] == "sft"].set_index(["gold", "predicted"])["count"]
@@ -76,6 +94,7 @@ def test_evaluate_writes_confusion_counts_and_plots(evaluated):
     assert sft["D", "(unmatched)"] == 0
     for key in ("comparison_png", "confusion_png", "calibration_png"):
         assert evaluated[key].stat().st_size > 0
+    assert "no decision is made" in evaluated["decision_md"].read_text()
 
 
 def test_infer_and_evaluate_on_the_test_config(test_workflow):
@@ -84,7 +103,7 @@ def test_infer_and_evaluate_on_the_test_config(test_workflow):
     snakemake(test_workflow, "--cores", "2", "results/eval/metrics.tsv")
     config = yaml.safe_load((test_workflow / "config/test.yaml").read_text())
     variants = list(config.get("variants", {"default": {}}))
-    stages = config.get("inference", {}).get("stages", ["base", "sft", "dpo"])
+    stages = with_defaults(config)["inference"]["stages"]
     test = pd.read_parquet(test_workflow / "results/splits/test.parquet")
     labels = config["task"]["labels"]
     for variant in variants:
@@ -106,10 +125,17 @@ def test_infer_and_evaluate_on_the_test_config(test_workflow):
             assert row["n"] == len(test)
     assert {("baseline", "majority"), ("baseline", "uniform")} <= set(accuracy.index)
     ppl = metrics[metrics["metric"] == "perplexity"]
-    assert len(ppl) == len(variants) * len(stages)
+    # The fewshot stage asks the base model: its perplexity is the base stage's, not repeated.
+    assert len(ppl) == len(variants) * len([s for s in stages if s != "fewshot"])
     assert (ppl["value"] > 1).all()
-    for name in ("comparison.png", "confusion.png", "calibration.png"):
+    for name in ("comparison.png", "confusion.png", "calibration.png", "decision.md"):
         assert (test_workflow / "results/eval" / name).stat().st_size > 0
+    if "fewshot" in stages:
+        train = set(pd.read_parquet(test_workflow / "results/splits/train.parquet")["doc_id"])
+        for variant in variants:
+            pred = pd.read_parquet(test_workflow / f"results/predictions/{variant}/fewshot.parquet")
+            used = {d for ids in pred["fewshot_doc_ids"] for d in ids}
+            assert used and used <= train and not used & set(test["doc_id"])
 
 
 def test_evaluate_in_generate_mode_counts_unmatched_and_calibrates_vote_shares(tmp_path):
@@ -119,10 +145,12 @@ def test_evaluate_in_generate_mode_counts_unmatched_and_calibrates_vote_shares(t
     write_table(pd.DataFrame({"party": ["R"]}), tmp_path / "train.parquet")
     out = {name: tmp_path / name for name in ("m.tsv", "c.tsv", "r.tsv", "a.png", "b.png", "d.png")}
     train = tmp_path / "train.parquet"
+    settings = {**SETTINGS, "good_enough": NO_THRESHOLD}
     evaluate(predictions=[tmp_path / "sft.parquet"], perplexities=[], train=train,
-             task=TASK, settings=SETTINGS, seed=0, metrics_tsv=out["m.tsv"],
+             task=TASK, settings=settings, seed=0, metrics_tsv=out["m.tsv"],
              confusion_tsv=out["c.tsv"], reliability_tsv=out["r.tsv"], comparison_png=out["a.png"],
-             confusion_png=out["b.png"], calibration_png=out["d.png"])  # fmt: skip
+             confusion_png=out["b.png"], calibration_png=out["d.png"],
+             decision_md=tmp_path / "decision.md")  # fmt: skip
     value = pd.read_csv(out["m.tsv"], sep="\t").set_index(["variant", "stage", "metric"])["value"]
     assert value["v", "sft", "accuracy"] == 0.5  # the unmatched row counts as wrong
     assert value["v", "sft", "unmatched_share"] == 0.25

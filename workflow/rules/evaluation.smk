@@ -44,6 +44,7 @@ rule evaluate:
         comparison=report("results/eval/comparison.png", category="Evaluation"),
         confusion_png=report("results/eval/confusion.png", category="Evaluation"),
         calibration=report("results/eval/calibration.png", category="Evaluation"),
+        decision=report("results/eval/decision.md", category="Evaluation"),
     log:
         "logs/evaluate/evaluate.log",
     benchmark:

@@ -4,13 +4,15 @@
 # Uses training_settings() and base_input() of model_common.smk (the same loading settings as training).
 
 STAGES = config["inference"]["stages"]
+# Stages that load a trained adapter; base and fewshot ask the base model itself.
+ADAPTER_STAGES = ("sft", "dpo")
 INFER_SHARDS = [f"{i:03d}" for i in range(config["inference"]["shards"])]
 # Job sizing, kept out of `params` so that changing it does not re-run inference.
 JOB_KEYS = ("threads", "mem_mb", "runtime")
 
 
 wildcard_constraints:
-    stage="base|sft|dpo",
+    stage="base|fewshot|sft|dpo",
 
 
 def inference_table():
@@ -23,13 +25,17 @@ def inference_table():
 def stage_model(wildcards):
     """Folders a stage is loaded from: the bootstrapped base (builtin:tiny) and the stage's own."""
     folders = base_input(wildcards)
-    if wildcards.stage != "base":
+    if wildcards.stage in ADAPTER_STAGES:
         folders["adapter"] = f"results/models/{wildcards.variant}/{wildcards.stage}"
     return folders
 
 
 def infer_input(wildcards):
-    return {"table": inference_table(), **stage_model(wildcards)}
+    """The table, the model folders, and for the fewshot stage the train split (its examples)."""
+    files = {"table": inference_table(), **stage_model(wildcards)}
+    if wildcards.stage == "fewshot":
+        files["examples"] = "results/splits/train.parquet"
+    return files
 
 
 def inference_settings():
@@ -43,10 +49,11 @@ def perplexity_input(wildcards):
 def perplexity_tables():
     if not config["evaluation"]["perplexity"]:
         return []
+    # The fewshot stage's model is the base model: its perplexity is the base stage's.
     return expand(
         "results/eval/perplexity/{variant}/{stage}.parquet",
         variant=VARIANTS,
-        stage=STAGES,
+        stage=[s for s in STAGES if s != "fewshot"],
     )
 
 
@@ -63,7 +70,11 @@ def evaluation_targets():
     )
     if not evaluated():
         return predictions
-    return predictions + ["results/eval/metrics.tsv", "results/eval/comparison.png"]
+    return predictions + [
+        "results/eval/metrics.tsv",
+        "results/eval/comparison.png",
+        "results/eval/decision.md",
+    ]
 
 
 def inference_gpus(wildcards):

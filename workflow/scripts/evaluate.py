@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]):
         comparison_png=snakemake.output.comparison,
         confusion_png=snakemake.output.confusion_png,
         calibration_png=snakemake.output.calibration,
+        decision_md=snakemake.output.decision,
     )

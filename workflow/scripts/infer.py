@@ -15,5 +15,6 @@ with log_to(snakemake.log[0]):
         stage=snakemake.wildcards.stage,
         base_dir=snakemake.input.get("base"),
         adapter_dir=snakemake.input.get("adapter"),
+        examples_table=snakemake.input.get("examples"),
         threads=snakemake.threads,
     )

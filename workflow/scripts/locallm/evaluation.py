@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from locallm.decision import STAGE_COST, decision_markdown, mark_good_enough  # noqa: E402
 from locallm.logs import get_logger, warn  # noqa: E402
 from locallm.metrics import (  # noqa: E402
     UNMATCHED_NAME,
@@ -26,12 +27,17 @@ from locallm.metrics import (  # noqa: E402
     perplexity,
     uniform_baseline,
 )
-from locallm.tables import read_table, save_figure, write_table, write_tsv  # noqa: E402
+from locallm.tables import (  # noqa: E402
+    read_table,
+    save_figure,
+    write_table,
+    write_text,
+    write_tsv,
+)
 
 log = get_logger(__name__)
 
 HEADLINE = ["accuracy", "accuracy_over_majority", "macro_f1", "cohen_kappa", "krippendorff_alpha"]
-STAGE_ORDER = {"base": 0, "sft": 1, "dpo": 2}
 
 
 # --- perplexity -----------------------------------------------------------------------------------
@@ -181,8 +187,8 @@ def perplexity_rows(table: pd.DataFrame, settings: dict[str, Any], seed: int) ->
 
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Variants in config order, stages base -> sft -> dpo, baselines last."""
-    key = frame["stage"].map(STAGE_ORDER).fillna(9)
+    """Variants in config order, stages base -> fewshot -> sft -> dpo, baselines last."""
+    key = frame["stage"].map(STAGE_COST).fillna(9)
     return (
         frame.assign(_baseline=frame["variant"] == "baseline", _stage=key)
         .sort_values(["_baseline", "variant", "_stage"], kind="stable")
@@ -224,7 +230,7 @@ def plot_comparison(metrics: pd.DataFrame) -> plt.Figure:
 
 def _grid(keys: list[tuple[str, str]]) -> tuple[plt.Figure, dict[tuple[str, str], plt.Axes]]:
     variants = list(dict.fromkeys(v for v, _ in keys))
-    stages = sorted(dict.fromkeys(s for _, s in keys), key=lambda s: STAGE_ORDER.get(s, 9))
+    stages = sorted(dict.fromkeys(s for _, s in keys), key=lambda s: STAGE_COST.get(s, 9))
     fig, axes = plt.subplots(
         len(variants), len(stages), squeeze=False, sharey=True, layout="constrained",
         figsize=(3.6 * len(stages), 3.2 * len(variants)),
@@ -299,8 +305,9 @@ def evaluate(
     comparison_png: str | Path,
     confusion_png: str | Path,
     calibration_png: str | Path,
+    decision_md: str | Path,
 ) -> None:
-    """Every variant x stage against the gold labels, with baselines and perplexities."""
+    """Every variant x stage against the gold labels, with baselines, perplexities, a decision."""
     labels, label_column = task["labels"], task["label_column"]
     train_labels = read_table(train, columns=[label_column])[label_column]
     train_gold = encode(train_labels.tolist(), labels, allow_unmatched=False)
@@ -327,7 +334,9 @@ def evaluate(
         if len(table):
             metrics.append(perplexity_rows(table, settings, seed))
     table = _order(pd.concat(metrics, ignore_index=True))
+    table = mark_good_enough(table, settings["good_enough"])
     write_tsv(table, metrics_tsv)
+    write_text(decision_markdown(table, settings["good_enough"]), decision_md)
     counts, reliability = pd.concat(counts), pd.concat(reliability)
     write_tsv(counts, confusion_tsv)
     write_tsv(reliability, reliability_tsv)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import string
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from locallm.context import context_length, fit_prompt, prompt_tokens, render_prompt
 from locallm.logs import get_logger, warn
 from locallm.tables import read_table, write_table
 
@@ -21,6 +24,7 @@ log = get_logger(__name__)
 UNMATCHED = (
     None  # parsed_label of an output that names no label; the row stays, flagged `unmatched`
 )
+PROGRESS_SECONDS = 30.0  # inference logs rows done and rows/s at least this often
 
 
 # --- batching -------------------------------------------------------------------------------------
@@ -64,15 +68,48 @@ def _model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+class Progress:
+    """Logs rows done and rows/s every `interval` seconds from a side thread, and at the end.
+
+    A thread, because one batch of long prompts on a CPU can take longer than the interval.
+    """
+
+    def __init__(self, total: int, what: str, interval: float = PROGRESS_SECONDS):
+        self.total, self.what, self.interval = total, what, interval
+        self.done = 0
+        self._start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._start = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.report()
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+
+    def report(self) -> None:
+        elapsed = time.monotonic() - self._start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        log.info("%s: %d of %d rows done, %.2f rows/s", self.what, self.done, self.total, rate)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.report()
+
+
 # --- prompts --------------------------------------------------------------------------------------
 
 
 def render_prompts(tokenizer, conversations: Sequence[list[dict]]) -> list[str]:
     """Chat-templated prompt strings that end where the assistant's answer begins."""
-    return [
-        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-        for c in conversations
-    ]
+    return [render_prompt(tokenizer, c) for c in conversations]
 
 
 def label_continuations(tokenizer, conversation: list[dict], labels: Sequence[str]) -> list[str]:
@@ -110,6 +147,7 @@ def label_log_likelihoods(
     continuations: Sequence[str],
     *,
     batch_size: int,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Summed log-probability of each continuation after each prompt, and each one's token count.
 
@@ -162,6 +200,8 @@ def label_log_likelihoods(
             picked = picked * cont_mask[:, 1:].repeat(b, 1).to(device)
             total = total + picked.sum(-1).view(b, n_labels)
         scores[batch] = total.cpu().numpy()
+        if progress:
+            progress.advance(len(batch))
     return scores, cont_mask.sum(-1).numpy()
 
 
@@ -222,6 +262,7 @@ def generate_texts(
     top_p: float = 1.0,
     num_samples: int = 1,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> list[list[str]]:
     """`num_samples` generated answers per prompt, in input order (batches run longest first)."""
     pad_id = _pad_token_id(tokenizer)
@@ -247,6 +288,8 @@ def generate_texts(
         texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
         for k, i in enumerate(batch):
             results[i] = [t.strip() for t in texts[k * num_samples : (k + 1) * num_samples]]
+        if progress:
+            progress.advance(len(batch))
     return results
 
 
@@ -320,9 +363,11 @@ def predict(
                 "config inference.mode classify needs task.labels (task.kind classify)"
             )
         continuations = label_continuations(tokenizer, conversations[0], labels)
-        ll, n_tokens = label_log_likelihoods(
-            model, tokenizer, prompts, continuations, batch_size=settings["batch_size"]
-        )
+        with Progress(len(prompts), "classify") as progress:
+            ll, n_tokens = label_log_likelihoods(
+                model, tokenizer, prompts, continuations, batch_size=settings["batch_size"],
+                progress=progress,
+            )  # fmt: skip
         if len(set(n_tokens.tolist())) > 1 and settings["label_scoring"] == "sum":
             log.info(
                 "labels differ in token count %s; scoring sums",
@@ -337,18 +382,20 @@ def predict(
             frame[f"prob_{label}"] = probs[:, j]
             frame[f"loglik_{label}"] = ll[:, j]
         return frame
-    samples = generate_texts(
-        model,
-        tokenizer,
-        prompts,
-        batch_size=settings["batch_size"],
-        max_new_tokens=settings["max_new_tokens"],
-        do_sample=settings["do_sample"],
-        temperature=settings["temperature"],
-        top_p=settings["top_p"],
-        num_samples=settings["num_samples"],
-        seed=seed,
-    )
+    with Progress(len(prompts), "generate") as progress:
+        samples = generate_texts(
+            model,
+            tokenizer,
+            prompts,
+            batch_size=settings["batch_size"],
+            max_new_tokens=settings["max_new_tokens"],
+            do_sample=settings["do_sample"],
+            temperature=settings["temperature"],
+            top_p=settings["top_p"],
+            num_samples=settings["num_samples"],
+            seed=seed,
+            progress=progress,
+        )
     frame["output"] = [s[0] for s in samples]
     if settings["num_samples"] > 1:
         frame["samples"] = samples
@@ -363,6 +410,55 @@ def predict(
         frame["vote_share"] = [v[1] for v in votes]
     frame["unmatched"] = frame["parsed_label"].isna().to_numpy()
     return frame
+
+
+def answer_tokens(
+    tokenizer, conversation: list[dict], labels: Sequence[str], settings: dict[str, Any]
+) -> int:
+    """Tokens kept free after the prompt: the longest label continuation, or max_new_tokens."""
+    if settings["mode"] == "classify":
+        continuations = label_continuations(tokenizer, conversation, labels)
+        return max(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations)
+    return settings["max_new_tokens"]
+
+
+def fit_to_context(
+    model,
+    tokenizer,
+    rows: Sequence[dict[str, Any]],
+    task: dict[str, Any],
+    examples: Sequence[dict[str, Any]],
+    settings: dict[str, Any],
+) -> tuple[list[list[dict]], np.ndarray, np.ndarray]:
+    """Each row's chat messages, cut to fit the model's context less the answer's tokens.
+
+    Returns (conversations, cut flags, prompt token counts). A model whose config names no
+    context length is not cut (a warning says so).
+    """
+    from locallm.tasks import build_prompt
+
+    labels = task["labels"] if task["kind"] == "classify" else []
+    context = context_length(model.config) if hasattr(model, "config") else None
+    if context is None:
+        warn(log, "the model's config names no context length; prompts are not cut to fit")
+        conversations = [build_prompt(row, task, examples) for row in rows]
+        lengths = np.array([prompt_tokens(tokenizer, c) for c in conversations], dtype=int)
+        return conversations, np.zeros(len(rows), dtype=bool), lengths
+    if not rows:
+        return [], np.zeros(0, dtype=bool), np.zeros(0, dtype=int)
+    reserve = answer_tokens(tokenizer, build_prompt(rows[0], task, examples), labels, settings)
+    fitted = [fit_prompt(row, task, examples, tokenizer, context - reserve) for row in rows]
+    cut = np.array([f[1] for f in fitted], dtype=bool)
+    share = cut.mean()
+    message = (
+        f"{int(cut.sum())} of {len(rows)} prompts had document text cut to fit the context of "
+        f"{context} tokens less {reserve} for the answer"
+    )
+    if share > settings["max_cut_share"]:
+        warn(log, f"{message} (above inference.max_cut_share {settings['max_cut_share']})")
+    else:
+        log.info(message)
+    return [f[0] for f in fitted], cut, np.array([f[2] for f in fitted])
 
 
 def generation_settings(settings: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -388,14 +484,27 @@ def infer_shard(
     stage: str,
     base_dir: str | Path | None,
     adapter_dir: str | Path | None,
+    examples_table: str | Path | None = None,
     threads: int = 1,
 ) -> None:
-    """Run one variant's model at one stage over one shard of the input table; write predictions."""
+    """Run one variant's model at one stage over one shard of the input table; write predictions.
+
+    Given `examples_table` (the train split: stage fewshot), every prompt starts with the same
+    inference.fewshot_k solved examples per label, drawn with the seed; their doc_ids are recorded.
+    """
     from locallm.models import load_stage_model, resolve_base_path
-    from locallm.tasks import build_prompt
+    from locallm.tasks import fewshot_examples
 
     torch.set_num_threads(max(1, threads))
-    rows = shard_rows(read_table(table), shard, settings["shards"])
+    everything = read_table(table)
+    rows = shard_rows(everything, shard, settings["shards"])
+    examples = pd.DataFrame()
+    if examples_table is not None:
+        examples = fewshot_examples(
+            read_table(examples_table), task, settings["fewshot_k"], seed,
+            exclude=everything["doc_id"].astype(str).tolist(),
+        )  # fmt: skip
+        log.info("few-shot examples (doc_id): %s", ", ".join(examples["doc_id"].astype(str)))
     log.info("%s/%s shard %d: %d rows from %s", variant, stage, shard, len(rows), table)
     # The gold label rides along (evaluate compares it), even if not listed as metadata.
     extra = [*metadata_columns, task["label_column"] or task["target_column"]]
@@ -405,9 +514,12 @@ def infer_shard(
     if len(rows):
         model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir)
         model.eval()
-        conversations = [build_prompt(row, task) for row in rows.to_dict("records")]
+        conversations, cut, n_tokens = fit_to_context(
+            model, tokenizer, rows.to_dict("records"), task, examples.to_dict("records"), settings
+        )
         labels = task["labels"] if task["kind"] == "classify" else []
         predicted = predict(model, tokenizer, conversations, settings, labels, seed)
+        predicted["text_cut"], predicted["prompt_tokens"] = cut, n_tokens
         predictions = pd.concat([predictions, predicted], axis=1)
         unmatched = int(predictions["unmatched"].sum())
         if unmatched:
@@ -418,6 +530,9 @@ def infer_shard(
     predictions["stage"] = stage
     predictions["model"] = str(base_path)
     predictions["adapter"] = str(adapter_dir) if adapter_dir else None
+    if examples_table is not None:
+        used = examples["doc_id"].astype(str).tolist()
+        predictions["fewshot_doc_ids"] = [used] * len(predictions)
     for key, value in generation_settings(settings, seed).items():
         predictions[key] = value
     write_table(predictions, output)

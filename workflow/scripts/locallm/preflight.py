@@ -137,6 +137,7 @@ def has_chat_template(model_dir: Path) -> bool:
 
 def model_facts(model_dir: Path) -> dict[str, Any]:
     """Shape, context length, chat template and licence, read from a model folder's small files."""
+    from locallm.context import context_length
     from locallm.estimate import read_model_config, shape_from_meta
 
     config = read_model_config(model_dir)
@@ -145,11 +146,10 @@ def model_facts(model_dir: Path) -> dict[str, Any]:
     except ValueError:
         # No shape rule for this architecture: count it on the meta device instead.
         shape = shape_from_meta(model_dir)
-    text_config = config.get("text_config", config)
     return {
         "shape": shape,
         "params": shape.params,
-        "context_length": text_config.get("max_position_embeddings") or config.get("n_positions"),
+        "context_length": context_length(config),
         "chat_template": has_chat_template(model_dir),
         "licence": model_card_licence(model_dir),
     }

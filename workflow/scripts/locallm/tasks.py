@@ -7,14 +7,14 @@ asked the same question in both.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from locallm.logs import get_logger
+from locallm.logs import get_logger, warn
 from locallm.tables import read_table, write_table
 
 log = get_logger("tasks")
@@ -39,11 +39,20 @@ def check_columns(columns: list[str], task: dict[str, Any], table: str) -> None:
         raise ValueError(f"{table}: missing column(s) {wanted}; it has: {', '.join(columns)}")
 
 
-def build_prompt(row: Mapping[str, Any], task: dict[str, Any]) -> list[dict[str, str]]:
-    """The chat messages asking the task's question about one row (system message optional)."""
+def build_prompt(
+    row: Mapping[str, Any], task: dict[str, Any], examples: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, str]]:
+    """The chat messages asking the task's question about one row (system message optional).
+
+    Few-shot examples come first as earlier turns: the same question about each example row,
+    answered with its gold label (or target), so the model sees solved cases in the chat format.
+    """
     messages = []
     if task["system_prompt"]:
         messages.append({"role": "system", "content": task["system_prompt"]})
+    for example in examples:
+        messages.append({"role": "user", "content": task["prompt"].format(**dict(example))})
+        messages.append({"role": "assistant", "content": format_target(example, task)})
     messages.append({"role": "user", "content": task["prompt"].format(**dict(row))})
     return messages
 
@@ -61,6 +70,34 @@ def other_label(gold: str, labels: list[str], rng: np.random.Generator) -> str:
     if not others:
         raise ValueError(f"config task.labels {labels!r} has no label other than {gold!r}")
     return others[int(rng.integers(len(others)))]
+
+
+def fewshot_examples(
+    train: pd.DataFrame, task: dict[str, Any], k: int, seed: int, exclude: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Solved examples for few-shot prompts: k train rows per label, drawn with the seed.
+
+    `train` is the train split, and rows whose doc_id is in `exclude` (the documents being asked
+    about) are never drawn, so no test document is ever an example. A generate task has no labels
+    to balance: k rows in all. The examples are shuffled so one label's are not all nearest the
+    question.
+    """
+    pool = train[~train["doc_id"].astype(str).isin({str(d) for d in exclude})]
+    if task["kind"] == "classify":
+        picked = []
+        for label in task["labels"]:
+            rows = pool[pool[task["label_column"]] == label]
+            if len(rows) < k:
+                warn(
+                    log,
+                    f"few-shot: label {label!r} has {len(rows)} train rows, fewer than "
+                    f"inference.fewshot_k {k}",
+                )
+            picked.append(rows.sample(n=min(k, len(rows)), random_state=seed))
+        chosen = pd.concat(picked)
+    else:
+        chosen = pool.sample(n=min(k, len(pool)), random_state=seed)
+    return chosen.sample(frac=1, random_state=seed).reset_index(drop=True)
 
 
 def cap_examples(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:

@@ -218,8 +218,9 @@ def context_length_of(base_dir: str) -> int | None:
     """The model's context length from its config.json (no weights loaded)."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(base_dir)
-    return getattr(config, "max_position_embeddings", None)
+    from locallm.context import context_length
+
+    return context_length(AutoConfig.from_pretrained(base_dir))
 
 
 def tokenize_splits(
