@@ -27,9 +27,13 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    configfile: str = "config/test.yaml",
 ) -> subprocess.CompletedProcess:
-    """Run snakemake in `workdir` on config/test.yaml; on failure show its output and the logs.
+    """Run snakemake in `workdir` on `configfile`; on failure show its output and the logs.
 
     `env`: variables added to this process's environment.
     """
@@ -40,7 +44,7 @@ def snakemake(
         "--cores",
         "2",
         # One token: `--configfile` takes several values and would swallow the targets after it.
-        "--configfile=config/test.yaml",
+        f"--configfile={configfile}",
     ]
     result = subprocess.run(
         [*command, *args],

@@ -14,6 +14,7 @@ from locallm.estimate import (
     gpu_resources,
     main,
     shape_from_config,
+    shape_from_meta,
     variant_shape,
     weight_bytes,
 )
@@ -99,6 +100,36 @@ def test_lora_parameter_count_matches_peft_all_linear():
 def test_shape_from_config_rejects_a_config_without_llama_fields():
     with pytest.raises(ValueError, match="n_embd|hidden_size"):
         shape_from_config({"n_embd": 768, "n_layer": 12})
+
+
+GPT2_CONFIG = {
+    "model_type": "gpt2",
+    "vocab_size": 300,
+    "n_embd": 64,
+    "n_layer": 2,
+    "n_head": 4,
+    "n_positions": 128,
+}
+
+
+def test_an_architecture_without_a_shape_rule_is_counted_on_the_meta_device(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    (tmp_path / "config.json").write_text(json.dumps(GPT2_CONFIG))
+    shape = shape_from_meta(tmp_path)
+    torch.manual_seed(0)
+    settings = {k: v for k, v in GPT2_CONFIG.items() if k != "model_type"}
+    model = GPT2LMHeadModel(GPT2Config(**settings))
+    assert shape.params == sum(p.numel() for p in model.parameters())
+    # GPT-2's attention and MLP are Conv1D layers: 4 per block, each (in x out) weights.
+    assert shape.linear_params == 2 * (64 * 192 + 64 * 64 + 64 * 256 + 256 * 64)
+    assert (shape.hidden_size, shape.num_layers, shape.context_length) == (64, 2, 128)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert shape.lora_params(4) == trainable
+    assert estimate_training(shape, "qlora", seq_len=128, batch_size=2).total > 0
 
 
 def test_builtin_tiny_is_sized_from_the_config_before_it_is_built():

@@ -10,6 +10,7 @@ from locallm.filtering import (
     Duplicates,
     GopherQuality,
     GopherRepetition,
+    GroupCap,
     Language,
     Length,
     apply_rules,
@@ -278,6 +279,22 @@ def test_cluster_cap_draw_changes_with_the_seed_and_skips_removed_duplicates():
     assert all("d0" not in draw and len(draw) == 5 for draw in draws)
 
 
+def test_group_cap_keeps_at_most_n_documents_per_group_across_shards():
+    groups = ["long"] * 6 + ["short"] * 2 + ["one"]
+    assignments = pd.DataFrame(
+        {"doc_id": [f"d{i}" for i in range(9)], "group_id": groups, "cluster": [0] * 9}
+    )
+    no_dups = pd.DataFrame(columns=["doc_id", "duplicate_of", "estimated_jaccard", "kind"])
+    ranks = cap_ranks(assignments, no_dups, SETTINGS, seed=3, by="group_id")
+    docs = frame(*"abcdefghi").assign(group_id=groups)
+    together, rejected = apply_rules(docs, [GroupCap(2, ranks)])
+    apart = pd.concat([apply_rules(part, [GroupCap(2, ranks)])[0] for part in (docs[:3], docs[3:])])
+    assert sorted(together["doc_id"]) == sorted(apart["doc_id"])
+    assert together["group_id"].value_counts().to_dict() == {"long": 2, "short": 2, "one": 1}
+    assert set(rejected["reason"]) == {"group.cap"} and len(rejected) == 4
+    assert rejected["detail"].str.startswith("group long: seeded rank").all()
+
+
 def test_language_filter_keeps_the_configured_language():
     docs = frame(
         "The Congress shall have power to lay and collect taxes for the common defence.",
@@ -301,7 +318,7 @@ def test_filter_shards_and_report_account_for_every_row(tmp_path):
         corpus.append(tmp_path / f"corpus/{shard}.parquet")
         clusters.append(tmp_path / f"clusters/{shard}.parquet")
         write_table(docs, corpus[-1])
-        write_table(docs[["doc_id"]].assign(cluster=0, distance=0.0), clusters[-1])
+        write_table(docs[["doc_id", "group_id"]].assign(cluster=0, distance=0.0), clusters[-1])
     dups = pd.DataFrame(
         {
             "doc_id": ["000d2"],

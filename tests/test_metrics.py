@@ -184,3 +184,17 @@ def test_accuracy_over_majority_is_paired_on_the_same_resampled_rows():
     assert ci.loc["accuracy_over_majority", "ci_low"] == pytest.approx(0.0)
     assert ci.loc["accuracy_over_majority", "ci_high"] == pytest.approx(0.2)
     assert ci.loc["accuracy", "ci_low"] == pytest.approx(0.7)
+
+
+def test_accuracy_over_zero_shot_is_paired_on_the_same_resampled_rows():
+    # Group a: zero-shot 5/10 right, trained 10/10 (gain 0.5); group b: both 8/10 (gain 0).
+    gold = np.array([0] * 5 + [1] * 5 + [0] * 8 + [1] * 2)
+    trained = gold.copy()
+    trained[[18, 19]] = 0
+    zero_shot = np.zeros(20, dtype=int)  # "always 0": right on a's 0s and b's 0s
+    groups = ["a"] * 10 + ["b"] * 10
+    point, intervals = evaluate_labels(gold, trained, groups, LABELS, zero_shot=zero_shot,
+                                       n_boot=200, seed=0)  # fmt: skip
+    assert point["accuracy_over_zero_shot"] == pytest.approx(18 / 20 - 13 / 20)
+    ci = intervals.set_index("metric").loc["accuracy_over_zero_shot"]
+    assert (ci["ci_low"], ci["ci_high"]) == (pytest.approx(0.0), pytest.approx(0.5))

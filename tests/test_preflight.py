@@ -128,6 +128,18 @@ def test_job_resources_of_a_saved_model_come_from_the_estimate(saved_model):
     assert job_resources(config, "small", stage="infer")["gpu_mem_mb"] < resources["gpu_mem_mb"]
 
 
+def test_preflight_sizes_an_architecture_without_a_shape_rule_from_its_meta_count(tmp_path):
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    gpt2 = {"model_type": "gpt2", "vocab_size": 300, "n_embd": 64, "n_layer": 2, "n_head": 4}
+    (folder / "config.json").write_text(json.dumps({**gpt2, "n_positions": 128}))
+    config = with_defaults({"variants": {"gpt2": {"base": str(folder), "max_length": 64}}})
+    row = preflight_table(config).iloc[0]
+    assert row["params_M"] == 0.1 and row["context"] == 128
+    assert row["gpu_mem_GB"] >= 1.0 and row["fits"] == True  # noqa: E712 - never "-"
+    assert job_resources(config, "gpt2")["gpu_mem_mb"] > 1000
+
+
 def test_preflight_names_an_unreadable_base_instead_of_failing(tmp_path):
     (tmp_path / "empty").mkdir()
     config = with_defaults({"variants": {"broken": {"base": str(tmp_path / "empty")}}})

@@ -64,6 +64,9 @@ def test_evaluate_writes_a_tidy_metrics_table_with_hand_checked_values(evaluated
     assert value["v", "sft", "recall[D]"] == 0.5
     # The train majority (D) is right on 2 of 4 test rows: sft gains 0.25 over it.
     assert value["v", "sft", "accuracy_over_majority"] == pytest.approx(0.25)
+    # Paired against the same variant's zero-shot stage (base: 2 of 4 right).
+    assert value["v", "sft", "accuracy_over_zero_shot"] == pytest.approx(0.25)
+    assert ("v", "base", "accuracy_over_zero_shot") not in value.index
     # ECE of sft: confidences .9 .7 .8 .9, correct 1 0 1 1; bins of 0.2: (.6,.8] holds .7 and .8.
     assert value["v", "sft", "ece"] == pytest.approx((abs(0.5 - 0.75) * 2 + abs(1 - 0.9) * 2) / 4)
     # The majority baseline predicts the train split's majority (D), whatever the test holds.

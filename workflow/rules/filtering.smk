@@ -2,10 +2,12 @@
 # then a report that counts rows per rule and checks that every corpus row is kept or rejected.
 
 
-# All shards' cluster assignments when a per-cluster cap is set (the cap counts corpus-wide).
+# All shards' cluster assignments when a per-cluster or per-group cap is set (caps count
+# corpus-wide).
 CAP_ASSIGNMENTS = (
     expand("results/clusters/assignments/{shard}.parquet", shard=SHARDS)
     if config["filter"]["cluster_cap"] is not None
+    or config["filter"]["group_cap"] is not None
     else []
 )
 

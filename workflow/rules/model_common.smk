@@ -7,7 +7,9 @@ import sys
 from types import SimpleNamespace
 
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.builtin_models import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import tokenization_id, tokenization_settings, variant_settings
+from locallm.gguf_bases import converted_dir, gguf_sources, is_gguf_base
 from locallm.models import TINY, resolve_base_path
 from locallm.preflight import job_resources
 
@@ -19,6 +21,13 @@ STAGE_REPORT_FILES = [
     "{name,run_info}.{ext,json}",
     "{name,README}.{ext,md}",
 ]
+# {converted folder name: GGUF file} of the variants' GGUF bases (rule convert_gguf).
+try:
+    GGUF_SOURCES = gguf_sources(
+        [variant_settings(config, variant)["base"] for variant in VARIANTS]
+    )
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 # Job sizing keys of `training`: kept out of `params` so that changing them re-runs nothing.
 TRAINING_JOB_KEYS = ("threads", "mem_mb", "runtime")
 # One tokenize job per distinct tokenization (a digest of its settings), shared by the variants
@@ -51,9 +60,13 @@ def base_path(wildcards):
 
 
 def base_input(wildcards):
-    """The bootstrapped base as an input when the variant uses builtin:tiny (else nothing to build)."""
-    if training_settings(wildcards)["base"] == TINY:
+    """The base the workflow builds, as an input: bootstrapped (builtin:tiny) or converted (GGUF);
+    nothing for a local folder or a Hub id."""
+    base = training_settings(wildcards)["base"]
+    if base == TINY:
         return {"base": BOOTSTRAPPED_BASE}
+    if is_gguf_base(base):
+        return {"base": converted_dir(base)}
     return {}
 
 
@@ -65,6 +78,21 @@ def tokenized_dir(variant):
 def tokenizing_variant(wildcards):
     """The wildcards of the variant whose settings a tokenize job uses."""
     return SimpleNamespace(variant=TOKENIZATIONS[wildcards.tokenization])
+
+
+def gguf_input(wildcards):
+    """The GGUF file convert_gguf converts into results/models/converted/{gguf}."""
+    if wildcards.gguf not in GGUF_SOURCES:
+        raise WorkflowError(
+            f"results/models/converted/{wildcards.gguf}: no variant's base is a GGUF of that "
+            f"name (GGUF bases: {', '.join(GGUF_SOURCES) or 'none'})"
+        )
+    return GGUF_SOURCES[wildcards.gguf]
+
+
+def builtin_base(wildcards):
+    """`builtin:NAME` of the fetch_builtin job for resources/builtin/NAME.gguf."""
+    return f"builtin:{wildcards.builtin}"
 
 
 def tokenize_settings(wildcards):

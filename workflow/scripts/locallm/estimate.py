@@ -54,6 +54,11 @@ class ModelShape:
     head_dim: int
     tie_word_embeddings: bool = False
     context_length: int | None = None
+    # Counted on the meta device for an architecture without a shape rule (shape_from_meta): all
+    # parameters, those in the linear layers 4-bit quantization covers, and sum(in + out) over them.
+    counted_params: int | None = None
+    counted_linear_params: int | None = None
+    counted_linear_in_out: int | None = None
 
     @property
     def layer_linear_params(self) -> int:
@@ -65,6 +70,8 @@ class ModelShape:
     @property
     def linear_params(self) -> int:
         """Parameters in the decoder layers' linear projections (what 4-bit quantization covers)."""
+        if self.counted_linear_params is not None:
+            return self.counted_linear_params
         return self.num_layers * self.layer_linear_params
 
     @property
@@ -80,10 +87,19 @@ class ModelShape:
     @property
     def params(self) -> int:
         """All parameters."""
+        if self.counted_params is not None:
+            return self.counted_params
         return self.linear_params + self.embedding_params + self.norm_params
+
+    @property
+    def unquantized_params(self) -> int:
+        """Parameters 4-bit quantization leaves alone: embeddings, LM head, norms, biases."""
+        return self.params - self.linear_params
 
     def lora_params(self, rank: int) -> int:
         """Trainable parameters of LoRA rank `rank` on every linear projection (all-linear)."""
+        if self.counted_linear_in_out is not None:
+            return rank * self.counted_linear_in_out
         h, i = self.hidden_size, self.intermediate_size
         q_out, kv_out = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
         per_layer = (h + q_out) + 2 * (h + kv_out) + (q_out + h) + 2 * (h + i) + (i + h)
@@ -119,7 +135,7 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
     except KeyError as missing:
         raise ValueError(
             f"config.json has no {missing} field: not a LLaMA-style decoder; "
-            "use count_params_empty() for other architectures"
+            "use shape_from_meta() for other architectures"
         ) from None
     return shape
 
@@ -147,15 +163,67 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def count_params_empty(model_dir: str | Path, trust_remote_code: bool = False) -> int:
-    """Parameter count of any architecture: the model built on the meta device (no memory)."""
-    from accelerate import init_empty_weights
+def empty_model(
+    model_dir: str | Path, trust_remote_code: bool = False, gguf_file: str | None = None
+):
+    """The model of any architecture built on the meta device: its shapes, no memory (a GGUF's
+    config comes from its metadata)."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-    return sum(p.numel() for p in model.parameters())
+    config = AutoConfig.from_pretrained(
+        model_dir, trust_remote_code=trust_remote_code, gguf_file=gguf_file
+    )
+    # torch's meta device, not accelerate's init_empty_weights: the latter re-creates each
+    # parameter and so unties a tied LM head, counting it twice.
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
+def count_params_empty(model_dir: str | Path, trust_remote_code: bool = False) -> int:
+    """Parameter count of any architecture: the model built on the meta device (no memory)."""
+    return sum(p.numel() for p in empty_model(model_dir, trust_remote_code).parameters())
+
+
+def shape_from_meta(
+    model_dir: str | Path, trust_remote_code: bool = False, gguf_file: str | None = None
+) -> ModelShape:
+    """A ModelShape for an architecture without a shape rule (GPT-2, Phi, ...): parameters counted
+    on the meta device, linear layers found by type; widths from the config's standard names
+    (transformers maps n_embd, n_layer, n_head onto them) size the activations and KV cache."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    model = empty_model(model_dir, trust_remote_code, gguf_file)
+    head = model.get_output_embeddings()
+    linear_params = linear_in_out = 0
+    for module in model.modules():
+        if module is head:
+            continue
+        if isinstance(module, nn.Linear):
+            linear_params += module.weight.numel()
+            linear_in_out += module.in_features + module.out_features
+        elif isinstance(module, Conv1D):  # GPT-2's transposed linear layer
+            linear_params += module.weight.numel()
+            linear_in_out += sum(module.weight.shape)
+    config = model.config.get_text_config()
+    hidden, heads = config.hidden_size, config.num_attention_heads
+    return ModelShape(
+        vocab_size=config.vocab_size,
+        hidden_size=hidden,
+        intermediate_size=getattr(config, "intermediate_size", None)
+        or getattr(config, "n_inner", None)
+        or 4 * hidden,
+        num_layers=config.num_hidden_layers,
+        num_heads=heads,
+        num_kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+        head_dim=getattr(config, "head_dim", None) or hidden // heads,
+        tie_word_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+        context_length=getattr(config, "max_position_embeddings", None),
+        counted_params=sum(p.numel() for p in model.parameters()),
+        counted_linear_params=linear_params,
+        counted_linear_in_out=linear_in_out,
+    )
 
 
 @dataclass(frozen=True)
@@ -192,8 +260,7 @@ def weight_bytes(shape: ModelShape, method: str, double_quant: bool = True) -> f
         nf4 = BYTES_PER_PARAM["nf4"] + (
             NF4_DOUBLE_QUANT_OVERHEAD if double_quant else NF4_SINGLE_QUANT_OVERHEAD
         )
-        rest = shape.embedding_params + shape.norm_params
-        return shape.linear_params * nf4 + rest * BYTES_PER_PARAM["fp32"]
+        return shape.linear_params * nf4 + shape.unquantized_params * BYTES_PER_PARAM["fp32"]
     raise ValueError(f"method {method!r}: allowed values are {', '.join(METHODS)}")
 
 

@@ -97,6 +97,12 @@ def _confidence(predictions: pd.DataFrame, labels: Sequence[str]) -> np.ndarray:
     return predictions["vote_share"].to_numpy(dtype=float)
 
 
+def _predicted(predictions: pd.DataFrame, labels: Sequence[str]) -> np.ndarray:
+    """Label indices of the parsed answers (an unmatched answer gets its own index)."""
+    parsed = predictions["parsed_label"].astype(object).where(predictions["parsed_label"].notna())
+    return encode(parsed.tolist(), labels, allow_unmatched=True)
+
+
 def evaluate_model(
     predictions: pd.DataFrame,
     labels: Sequence[str],
@@ -104,12 +110,22 @@ def evaluate_model(
     settings: dict[str, Any],
     seed: int,
     majority: int | None = None,
+    zero_shot: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Metric rows, confusion counts and reliability table of one variant x stage."""
+    """Metric rows, confusion counts and reliability table of one variant x stage (and, given the
+    variant's zero-shot predictions, the paired accuracy difference against them)."""
     variant, stage = predictions["variant"].iloc[0], predictions["stage"].iloc[0]
     gold = encode(predictions[label_column].tolist(), labels, allow_unmatched=False)
-    parsed = predictions["parsed_label"].astype(object).where(predictions["parsed_label"].notna())
-    predicted = encode(parsed.tolist(), labels, allow_unmatched=True)
+    predicted = _predicted(predictions, labels)
+    reference = None
+    if zero_shot is not None:
+        if sorted(zero_shot["doc_id"]) != sorted(predictions["doc_id"]):
+            raise ValueError(
+                f"{variant}/{stage}: the zero-shot (base) predictions cover other rows; "
+                "run both stages on the same inference input"
+            )
+        aligned = zero_shot.set_index("doc_id").loc[predictions["doc_id"]].reset_index()
+        reference = _predicted(aligned, labels)
     confidence = _confidence(predictions, labels)
     point, intervals = evaluate_labels(
         gold,
@@ -119,6 +135,7 @@ def evaluate_model(
         confidence=confidence,
         calibration_bins=settings["calibration_bins"],
         majority=majority,
+        zero_shot=reference,
         n_boot=settings["bootstrap"],
         seed=seed,
     )
@@ -314,14 +331,22 @@ def evaluate(
     majority = majority_label(train_gold, len(labels))
     metrics, counts, reliability = [], [], []
     test = None
-    for path in predictions:
-        table = read_table(path)
+    tables = {path: read_table(path) for path in predictions}
+    # Each variant's zero-shot predictions: the later stages are compared with them, row by row.
+    zero_shot = {
+        t["variant"].iloc[0]: t for t in tables.values() if len(t) and t["stage"].iloc[0] == "base"
+    }
+    for path, table in tables.items():
         if table.empty:
             warn(log, f"{path}: no predictions; left out of the evaluation")
             continue
         if label_column not in table:
             raise ValueError(f"{path}: no gold label column {label_column!r} (task.label_column)")
-        m, c, r = evaluate_model(table, labels, label_column, settings, seed, majority)
+        variant, stage = table["variant"].iloc[0], table["stage"].iloc[0]
+        reference = zero_shot.get(variant) if stage != "base" else None
+        m, c, r = evaluate_model(
+            table, labels, label_column, settings, seed, majority, zero_shot=reference
+        )
         metrics.append(m)
         counts.append(c)
         reliability.append(r)

@@ -360,7 +360,8 @@ class ClusterExclude(Rule):
 
 
 def seeded_rank(doc_ids: pd.Series, clusters: pd.Series, seed: int) -> pd.Series:
-    """Rank of each document inside its cluster by a seeded hash of its doc_id (0 = first drawn).
+    """Rank of each document inside its cluster (or group) by a seeded hash of its doc_id
+    (0 = first drawn).
 
     The rank depends only on (seed, doc_id) and the cluster's members, never on shards or row order.
     """
@@ -391,6 +392,26 @@ class ClusterCap(Rule):
         failures = {
             i: ("cap", f"cluster {c}: seeded rank {int(r) if r == r else 'none'} >= cap {self.cap}")
             for i, c, r in zip(out.index, out["cluster"], rank[out.index], strict=True)
+        }
+        return _rejections(self.name, failures)
+
+
+class GroupCap(Rule):
+    """At most `cap` documents per group (e.g. passages per speech), drawn with the seed: a sample
+    in which long documents do not outweigh short ones."""
+
+    name = "group"
+
+    def __init__(self, cap: int, ranks: pd.Series):
+        # ranks: doc_id -> rank inside its group over the whole corpus (see cap_ranks).
+        self.cap, self.ranks = cap, ranks
+
+    def __call__(self, docs: pd.DataFrame) -> pd.DataFrame:
+        rank = docs["doc_id"].map(self.ranks)
+        out = docs[rank.isna() | (rank >= self.cap)]
+        failures = {
+            i: ("cap", f"group {g}: seeded rank {int(r) if r == r else 'none'} >= cap {self.cap}")
+            for i, g, r in zip(out.index, out["group_id"], rank[out.index], strict=True)
         }
         return _rejections(self.name, failures)
 
@@ -432,15 +453,20 @@ def eligible_for_cap(
 
 
 def cap_ranks(
-    assignments: pd.DataFrame, duplicates: pd.DataFrame, settings: Mapping[str, Any], seed: int
+    assignments: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    settings: Mapping[str, Any],
+    seed: int,
+    by: str = "cluster",
 ) -> pd.Series:
-    """doc_id -> seeded rank in its cluster, over all shards, among documents eligible for the cap.
+    """doc_id -> seeded rank in its cluster (or `by` column: group_id), over all shards, among
+    documents eligible for the cap.
 
     Quality rules are per shard, so the cap is drawn before them: a cluster ends with at most
     `cluster_cap` documents, fewer where quality rules removed some of the drawn ones.
     """
     eligible = eligible_for_cap(assignments, duplicates, settings)
-    ranks = seeded_rank(eligible["doc_id"], eligible["cluster"], seed)
+    ranks = seeded_rank(eligible["doc_id"], eligible[by], seed)
     return pd.Series(ranks.to_numpy(), index=eligible["doc_id"].astype(str).to_numpy())
 
 
@@ -448,6 +474,7 @@ def rules_from(
     settings: Mapping[str, Any],
     duplicates: pd.DataFrame | None = None,
     ranks: pd.Series | None = None,
+    group_ranks: pd.Series | None = None,
 ) -> list[Rule]:
     """The rules the `filter` settings ask for, cheap ones first (the order decides the reason)."""
     rules: list[Rule] = [Length(settings["min_chars"], settings["max_chars"])]
@@ -467,6 +494,8 @@ def rules_from(
         rules.append(ClusterExclude(settings["exclude_clusters"]))
     if settings["cluster_cap"] is not None and ranks is not None:
         rules.append(ClusterCap(settings["cluster_cap"], ranks))
+    if settings["group_cap"] is not None and group_ranks is not None:
+        rules.append(GroupCap(settings["group_cap"], group_ranks))
     return rules
 
 
@@ -498,11 +527,12 @@ def filter_shard(
         read_table(corpus), read_table(clusters, columns=["doc_id", "cluster"]), str(clusters)
     )
     dups = read_table(duplicates)
-    ranks = None
-    if settings["cluster_cap"] is not None:
-        assignments = read_tables(list(all_clusters), columns=["doc_id", "cluster"])
+    ranks = group_ranks = None
+    if settings["cluster_cap"] is not None or settings["group_cap"] is not None:
+        assignments = read_tables(list(all_clusters), columns=["doc_id", "group_id", "cluster"])
         ranks = cap_ranks(assignments, dups, settings, seed)
-    kept_docs, rejected = apply_rules(docs, rules_from(settings, dups, ranks))
+        group_ranks = cap_ranks(assignments, dups, settings, seed, by="group_id")
+    kept_docs, rejected = apply_rules(docs, rules_from(settings, dups, ranks, group_ranks))
     counts = rejected["reason"].value_counts().to_dict()
     log.info("%s: %d documents, %d kept, removed %s", corpus, len(docs), len(kept_docs), counts)
     write_table(kept_docs.reset_index(drop=True), kept)

