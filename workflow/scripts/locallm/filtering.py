@@ -377,43 +377,42 @@ def seeded_rank(doc_ids: pd.Series, clusters: pd.Series, seed: int) -> pd.Series
     return pd.Series(ranks.reindex(frame.index).to_numpy(), index=doc_ids.index)
 
 
-class ClusterCap(Rule):
-    """At most `cap` documents per cluster: those with the lowest seeded rank among the eligible."""
+class SeededCap(Rule):
+    """At most `cap` documents per value of `column`: those with the lowest seeded rank."""
 
-    name = "cluster"
+    name = ""
+    column = ""
 
     def __init__(self, cap: int, ranks: pd.Series):
-        # ranks: doc_id -> rank inside its cluster over the whole corpus (see cap_ranks).
+        # ranks: doc_id -> rank inside its cluster or group over the whole corpus (see cap_ranks).
         self.cap, self.ranks = cap, ranks
 
     def __call__(self, docs: pd.DataFrame) -> pd.DataFrame:
         rank = docs["doc_id"].map(self.ranks)
         out = docs[rank.isna() | (rank >= self.cap)]
         failures = {
-            i: ("cap", f"cluster {c}: seeded rank {int(r) if r == r else 'none'} >= cap {self.cap}")
-            for i, c, r in zip(out.index, out["cluster"], rank[out.index], strict=True)
+            i: (
+                "cap",
+                f"{self.name} {v}: seeded rank {int(r) if r == r else 'none'} >= cap {self.cap}",
+            )
+            for i, v, r in zip(out.index, out[self.column], rank[out.index], strict=True)
         }
         return _rejections(self.name, failures)
 
 
-class GroupCap(Rule):
+class ClusterCap(SeededCap):
+    """At most `cap` documents per topic cluster, among the eligible."""
+
+    name = "cluster"
+    column = "cluster"
+
+
+class GroupCap(SeededCap):
     """At most `cap` documents per group (e.g. passages per speech), drawn with the seed: a sample
     in which long documents do not outweigh short ones."""
 
     name = "group"
-
-    def __init__(self, cap: int, ranks: pd.Series):
-        # ranks: doc_id -> rank inside its group over the whole corpus (see cap_ranks).
-        self.cap, self.ranks = cap, ranks
-
-    def __call__(self, docs: pd.DataFrame) -> pd.DataFrame:
-        rank = docs["doc_id"].map(self.ranks)
-        out = docs[rank.isna() | (rank >= self.cap)]
-        failures = {
-            i: ("cap", f"group {g}: seeded rank {int(r) if r == r else 'none'} >= cap {self.cap}")
-            for i, g, r in zip(out.index, out["group_id"], rank[out.index], strict=True)
-        }
-        return _rejections(self.name, failures)
+    column = "group_id"
 
 
 def apply_rules(

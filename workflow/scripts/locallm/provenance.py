@@ -17,12 +17,9 @@ CHECKSUM_COLUMNS = ["role", "path", "bytes", "sha256"]
 
 
 def sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file's bytes."""
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def files_under(path: str | os.PathLike) -> list[Path]:
