@@ -21,7 +21,7 @@ rule perplexity:
         gpu=inference_gpus,
         gpu_mem_mb=inference_gpu_mem_mb,
     params:
-        settings=config["evaluation"],
+        settings=perplexity_settings(),
         model=loading_settings,
         seed=config["seed"],
     script:

@@ -68,6 +68,11 @@ def perplexity_input(wildcards):
     return {"table": "results/splits/validation.parquet", **stage_model(wildcards)}
 
 
+def perplexity_settings():
+    """The evaluation keys perplexity reads: the decision or bootstrap settings do not re-run it."""
+    return {k: v for k, v in config["evaluation"].items() if k.startswith("perplexity_")}
+
+
 def perplexity_tables():
     if not config["evaluation"]["perplexity"]:
         return []
