@@ -238,9 +238,12 @@ def selection_criterion(run: Run) -> str:
             f"`{json.dumps(good_enough, sort_keys=True)}`. {cite('config.yaml')}"
         )
     if DECISION.exists():
-        lines.append(
-            f"The decision it led to:\n\n{DECISION.read_text().strip()}\n\n" + cite(str(DECISION))
-        )
+        # Quoted without its title, so the checklist keeps its own heading levels.
+        body = [
+            line for line in DECISION.read_text().strip().splitlines() if not line.startswith("# ")
+        ]
+        quoted = "\n".join(f"> {line}".rstrip() for line in "\n".join(body).strip().splitlines())
+        lines.append(f"The decision it led to:\n\n{quoted}\n\n" + cite(str(DECISION)))
     if not lines:
         return (
             AUTHOR + " No selection criterion was set before the run "
