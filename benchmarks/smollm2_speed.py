@@ -1,7 +1,8 @@
 """SmolLM2 on the CPU: forward and training-step speed, float32 against bfloat16 autocast, and the
 peak RSS of a QLoRA SFT step against locallm.estimate's figure for the same shape.
 
-    snakemake --cores 2 --configfile config/smollm2.yaml results/models/converted/smollm2-135m-instruct
+    snakemake --cores 2 --configfile config/smollm2.yaml \
+        results/models/converted/smollm2-135m-instruct   # once
     python benchmarks/smollm2_speed.py --threads 2 --batch 4 --seq 128 --steps 2
 
 1. Forward (what classify does): a batch of `--batch` x `--seq` tokens, one forward pass without
@@ -162,7 +163,8 @@ def rss_child(args) -> None:
 def rss_row(base: str, config: dict, args) -> dict:
     """Peak RSS of a QLoRA step in a child process, beside the estimate for that shape."""
     command = [sys.executable, __file__, "--rss-child", "--base", base, "--config", args.config,
-               "--batch", str(args.batch), "--seq", str(args.seq), "--threads", str(args.threads)]  # fmt: skip
+               "--batch", str(args.batch), "--seq", str(args.seq),
+               "--threads", str(args.threads)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"QLoRA RSS child failed:\n{done.stderr[-3000:]}")
@@ -214,8 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     float32 = table[table.dtype == "float32"].set_index("measure").tokens_per_cpu_s
     table["ratio_cpu"] = (table.tokens_per_cpu_s / table.measure.map(float32)).round(2)
     table["bound"] = BF16_BOUND
-    print(f"{args.base}: batch {args.batch} x {args.seq} tokens, {args.steps} step(s), "
-          f"{args.threads} thread(s); ratio_cpu: bf16 autocast over float32, per CPU second")  # fmt: skip
+    print(
+        f"{args.base}: batch {args.batch} x {args.seq} tokens, {args.steps} step(s), "
+        f"{args.threads} thread(s); ratio_cpu: bf16 autocast over float32, per CPU second"
+    )
     print(table.to_markdown(index=False))
     print()
     print(
