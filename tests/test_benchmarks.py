@@ -107,3 +107,26 @@ def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workfl
     assert [r["workflow"] for r in rows] == ["current", "baseline HEAD"]
     assert all(r["shards"] == 3 and r["jobs"] > 3 and r["cpu"] > 0 for r in rows)
     assert "linear bound" in capsys.readouterr().out
+
+
+def test_smollm2_speed_times_each_method_in_both_dtypes_and_the_qlora_rss(tmp_path, capsys):
+    texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(20)]
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 4,
+            "context_length": 128}  # fmt: skip
+    save_base(tiny_model(tokenizer, tiny, seed=0), tokenizer, tmp_path / "base")
+    result = benchmark("smollm2_speed").main(
+        ["--base", str(tmp_path / "base"), "--threads", "1", "--batch", "2", "--seq", "16",
+         "--steps", "1"]
+    )  # fmt: skip
+    table = result["speed"]
+    measures = ["forward (classify)", "qlora step", "lora step", "full step"]
+    assert table.measure.tolist() == [m for m in measures for _ in ("float32", "bfloat16")]
+    assert table.dtype.tolist() == ["float32", "bfloat16"] * 4
+    assert (table[["tokens_per_s", "tokens_per_cpu_s", "ratio_cpu"]] > 0).all().all()
+    assert (table[table.dtype == "float32"].ratio_cpu == 1.0).all()
+    memory = result["memory"]
+    assert memory["peak_rss_mb"] >= memory["rss_after_load_mb"] > 0
+    assert memory["estimate_mb"] > 0 and memory["ratio"] > 0
+    printed = capsys.readouterr().out
+    assert "| forward (classify) |" in printed and "peak RSS" in printed
