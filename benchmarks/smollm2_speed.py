@@ -85,8 +85,11 @@ def autocast(dtype: str):
     return nullcontext()
 
 
-def timed(run, steps: int) -> tuple[float, float]:
-    """(wall s, CPU s) of `steps` calls of `run`."""
+def timed(run, steps: int, warmup: int) -> tuple[float, float]:
+    """(wall s, CPU s) of `steps` calls of `run`, after `warmup` untimed ones (first-call costs:
+    oneDNN kernels, optimizer states, allocator growth)."""
+    for _ in range(warmup):
+        run()
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         run()
@@ -130,7 +133,7 @@ def speed_rows(base: str, config: dict, args) -> list[dict]:
     model, _ = load_stage_model(settings, base, None)
     ids = batch_ids(model, args.batch, args.seq)
     for dtype in DTYPES:
-        wall, cpu = timed(forward(model, ids, dtype), args.steps)
+        wall, cpu = timed(forward(model, ids, dtype), args.steps, args.warmup)
         rows.append(row("forward (classify)", dtype, ids.numel() * args.steps, wall, cpu))
     del model
     for method in args.methods:
@@ -140,7 +143,7 @@ def speed_rows(base: str, config: dict, args) -> list[dict]:
         trained = [p for p in model.parameters() if p.requires_grad]
         for dtype in DTYPES:
             optimizer = torch.optim.AdamW(trained, lr=1e-5)
-            wall, cpu = timed(train_step(model, optimizer, ids, dtype), args.steps)
+            wall, cpu = timed(train_step(model, optimizer, ids, dtype), args.steps, args.warmup)
             rows.append(row(f"{method} step", dtype, ids.numel() * args.steps, wall, cpu))
         del model
     return rows
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before each timing")
     parser.add_argument("--methods", nargs="+", choices=["qlora", "lora", "full"],
                         default=["qlora", "lora", "full"])  # fmt: skip
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
