@@ -70,7 +70,9 @@ def perplexity_input(wildcards):
 
 def perplexity_settings():
     """The evaluation keys perplexity reads: the decision or bootstrap settings do not re-run it."""
-    return {k: v for k, v in config["evaluation"].items() if k.startswith("perplexity_")}
+    return {
+        k: v for k, v in config["evaluation"].items() if k.startswith("perplexity_")
+    }
 
 
 def perplexity_tables():
