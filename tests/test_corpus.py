@@ -1,4 +1,4 @@
-"""Ingest: readers, repair and NFC, chunking, sharding, rejects and the accounting identity."""
+"""Ingest: repair and NFC, ids and groups, sharding, rejects and the accounting identity."""
 
 import json
 import shutil
@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 from locallm.config import with_defaults
 from locallm.corpus import (
-    chunk_text,
     corpus_paths,
     file_shard,
     files_by_shard,
     ingest_records,
-    ingest_report,
     ingest_shard,
-    normalise,
-    read_records,
     shard_files,
     shards_by_file,
 )
+from locallm.ingest_report import ingest_report
+from locallm.readers import read_records
+from locallm.records import normalise
+from test_chunking import DOCUMENT
 
 MESSY = Path(__file__).parent / "data" / "messy"
 MESSY_FILES = sorted(str(p) for p in MESSY.iterdir() if p.suffix != ".md")
@@ -51,83 +51,6 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> str:
     return str(path)
 
 
-# --- readers ----------------------------------------------------------------------------------
-
-
-def test_txt_is_one_document_per_file(tmp_path):
-    path = write(tmp_path / "a.txt", "First paragraph.\n\nSecond paragraph.\n")
-    records = list(read_records(path, corpus_settings()))
-    assert [r.fields["text"] for r in records] == ["First paragraph.\n\nSecond paragraph.\n"]
-
-
-def test_txt_paragraphs_split_on_blank_lines_with_line_numbers(tmp_path):
-    path = write(tmp_path / "a.txt", "One\nstill one.\n\n  \nTwo.\n\n\nThree.")
-    records = list(read_records(path, corpus_settings(txt_split="paragraphs")))
-    assert [r.fields["text"] for r in records] == ["One\nstill one.", "Two.", "Three."]
-    assert [r.index for r in records] == [0, 1, 2]
-    assert [r.line for r in records] == [1, 5, 8]
-
-
-def test_csv_reads_quoted_multiline_cells_and_names_malformed_rows(tmp_path):
-    path = write(tmp_path / "a.csv", 'text,year\n"x, y",1990\n"two\nlines",1991\nbad,1,2\n')
-    records = list(read_records(path, corpus_settings()))
-    assert records[0].fields == {"text": "x, y", "year": "1990"}
-    assert records[1].fields == {"text": "two\nlines", "year": "1991"}
-    assert records[2].problem == ("malformed_row", f"{path} line 5: 3 fields, the header has 2")
-
-
-def test_csv_with_a_repeated_header_column_is_an_error_naming_it(tmp_path):
-    path = write(tmp_path / "a.csv", "text,year,year\nx,1,2\n")
-    with pytest.raises(ValueError, match=r"a\.csv line 1: column\(s\) \['year'\] appear twice"):
-        list(read_records(path, corpus_settings()))
-
-
-def test_tsv_splits_on_tabs(tmp_path):
-    path = write(tmp_path / "a.tsv", "text\tparty\nhello, world\tWhig\n")
-    records = list(read_records(path, corpus_settings()))
-    assert records[0].fields == {"text": "hello, world", "party": "Whig"}
-
-
-def test_jsonl_rejects_broken_and_non_object_lines_with_line_numbers(tmp_path):
-    path = write(tmp_path / "a.jsonl", '{"text": "ok"}\n{"text": \n\n[1, 2]\n')
-    records = list(read_records(path, corpus_settings()))
-    assert records[0].fields == {"text": "ok"}
-    assert records[1].problem[0] == "malformed_row"
-    assert records[1].problem[1].startswith(f"{path} line 2: not valid JSON")
-    assert records[2].problem == ("malformed_row", f"{path} line 4: a JSON list, not an object")
-    assert [r.index for r in records] == [0, 1, 2]
-
-
-def test_parquet_is_one_record_per_row(tmp_path):
-    path = tmp_path / "a.parquet"
-    pd.DataFrame({"text": ["a", "b"], "year": [1, 2]}).to_parquet(path)
-    records = list(read_records(path, corpus_settings()))
-    assert [r.fields for r in records] == [{"text": "a", "year": 1}, {"text": "b", "year": 2}]
-
-
-def test_unknown_suffix_is_an_error_naming_the_file(tmp_path):
-    path = write(tmp_path / "a.docx", "x")
-    with pytest.raises(ValueError, match=r"a\.docx: unknown suffix '\.docx'"):
-        read_records(path, corpus_settings())
-
-
-def test_undecodable_bytes_reject_the_row_naming_the_encoding(tmp_path):
-    path = tmp_path / "a.csv"
-    path.write_bytes("text\nfine\ncaf\u00e9\n".encode("latin-1"))
-    records = list(read_records(path, corpus_settings()))
-    assert records[0].fields == {"text": "fine"}
-    assert records[1].problem == (
-        "undecodable",
-        f"{path.as_posix()} line 3: bytes b'\\xe9' are not valid utf-8",
-    )
-
-
-def test_configured_encoding_decodes_latin1(tmp_path):
-    path = write(tmp_path / "a.txt", "caf\u00e9", encoding="latin-1")
-    records = list(read_records(path, corpus_settings(encoding="latin-1")))
-    assert records[0].fields["text"] == "caf\u00e9"
-
-
 # --- normalisation ----------------------------------------------------------------------------
 
 
@@ -150,48 +73,7 @@ def test_nfc_composes_combining_characters():
     assert unicodedata.is_normalized("NFC", out)
 
 
-# --- chunking ---------------------------------------------------------------------------------
-
-PARAGRAPHS = [
-    "Short one.",
-    "A medium paragraph that says a little more than the first one does.",
-    "Tiny.",
-    "This is a long paragraph. It has several sentences! Does it fit? It does not fit in "
-    "forty characters at all, so it is cut at sentence ends first and then at words.",
-    "Supercalifragilisticexpialidociousandevenlongerwordthanthelimit ends it.",
-]
-DOCUMENT = "\n\n".join(PARAGRAPHS)
-
-
-def squash(text: str) -> str:
-    return "".join(text.split())
-
-
-@pytest.mark.parametrize("limit", [20, 40, 80, 200])
-def test_no_chunk_is_longer_than_the_limit(limit):
-    assert max(len(c) for c in chunk_text(DOCUMENT, limit)) <= limit
-
-
-@pytest.mark.parametrize("limit", [20, 40, 80, 200])
-def test_chunking_preserves_text_modulo_whitespace(limit):
-    assert squash("".join(chunk_text(DOCUMENT, limit))) == squash(DOCUMENT)
-
-
-def test_paragraphs_that_fit_stay_whole_and_are_packed_greedily():
-    chunks = chunk_text(DOCUMENT, 75)
-    assert chunks[0] == "Short one."  # the next paragraph (68 characters) does not fit beside it
-    assert chunks[1] == PARAGRAPHS[1] + "\n\nTiny."
-    for paragraph in PARAGRAPHS[:3]:
-        assert sum(paragraph in c for c in chunks) == 1
-
-
-def test_long_paragraph_is_cut_at_sentence_ends():
-    chunks = chunk_text(PARAGRAPHS[3], 60)
-    assert chunks[0] == "This is a long paragraph. It has several sentences!"
-
-
-def test_chunk_chars_zero_keeps_the_document_whole():
-    assert chunk_text(DOCUMENT, 0) == [DOCUMENT]
+# --- chunks -----------------------------------------------------------------------------------
 
 
 def test_chunks_share_their_documents_group_id(tmp_path):
@@ -350,14 +232,14 @@ def test_deeply_nested_json_line_is_a_reject_not_a_crash(tmp_path):
 
 
 def test_an_exception_while_preparing_one_record_rejects_that_record(tmp_path, monkeypatch):
-    import locallm.corpus as corpus
+    import locallm.records as records
 
     def fragile(text, fix_encoding):
         if "poison" in text:
             raise UnicodeError("cannot repair this")
         return text
 
-    monkeypatch.setattr(corpus, "normalise", fragile)
+    monkeypatch.setattr(records, "normalise", fragile)
     path = write(tmp_path / "a.jsonl", '{"text": "fine"}\n{"text": "poison"}\n')
     kept, rejected, raws = ingest_all([path], corpus_settings(shards=1))
     assert kept.text.tolist() == ["fine"]

@@ -1,4 +1,4 @@
-from locallm.corpus import write_ingest_report
+from locallm.ingest_report import write_ingest_report
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):
