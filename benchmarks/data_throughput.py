@@ -24,13 +24,9 @@ import pandas as pd  # noqa: E402
 from datasketch import MinHash  # noqa: E402
 from locallm.config import load_config  # noqa: E402
 from locallm.dedup import find_duplicates, normalise, signature_table  # noqa: E402
-from locallm.filtering import (  # noqa: E402
-    GopherQuality,
-    GopherRepetition,
-    Length,
-    apply_rules,
-    rules_from,
-)
+from locallm.filtering import filters_from  # noqa: E402
+from locallm.filters import LengthFilter, apply_filters  # noqa: E402
+from locallm.gopher import GopherQualityFilter, GopherRepetitionFilter  # noqa: E402
 
 
 def best_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -117,13 +113,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     quality = {k: v for k, v in filters["gopher_quality"].items() if k != "enabled"}
     repetition = {k: v for k, v in filters["gopher_repetition"].items() if k != "enabled"}
     for name, rule in [
-        ("filter: length", Length(filters["min_chars"], filters["max_chars"])),
-        ("filter: gopher_quality", GopherQuality(**quality)),
-        ("filter: gopher_repetition", GopherRepetition(**repetition)),
+        ("filter: length", LengthFilter(filters["min_chars"], filters["max_chars"])),
+        ("filter: gopher_quality", GopherQualityFilter(**quality)),
+        ("filter: gopher_repetition", GopherRepetitionFilter(**repetition)),
     ]:
-        measure(name, lambda rule=rule: apply_rules(docs, [rule]), len(docs))
+        measure(name, lambda rule=rule: apply_filters(docs, [rule]), len(docs))
     measure(
-        "filter: all rules (first wins)", lambda: apply_rules(docs, rules_from(filters)), len(docs)
+        "filter: all rules (first wins)",
+        lambda: apply_filters(docs, filters_from(filters)),
+        len(docs),
     )
 
     result = pd.DataFrame(rows)

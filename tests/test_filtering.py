@@ -1,23 +1,20 @@
-"""Filter rules at their boundaries, first-rule-wins reasons, clusters, and the accounting."""
+"""Filters at their boundaries, first-filter-wins reasons, clusters, and the accounting."""
 
 import pandas as pd
 import pytest
+from locallm.caps import ClusterCapFilter, GroupCapFilter, cap_ranks
 from locallm.config import with_defaults
-from locallm.filtering import (
-    ClusterCap,
-    ClusterExclude,
-    ClusterInclude,
-    Duplicates,
-    GopherQuality,
-    GopherRepetition,
-    GroupCap,
-    Language,
-    Length,
-    apply_rules,
-    cap_ranks,
-    filter_report,
-    filter_shard,
+from locallm.filter_report import filter_report
+from locallm.filtering import filter_shard
+from locallm.filters import (
+    ClusterExcludeFilter,
+    ClusterIncludeFilter,
+    DuplicatesFilter,
+    LanguageFilter,
+    LengthFilter,
+    apply_filters,
 )
+from locallm.gopher import GopherQualityFilter, GopherRepetitionFilter
 from locallm.tables import read_table, write_table
 
 SETTINGS = with_defaults({})["filter"]
@@ -37,8 +34,8 @@ def frame(*texts: str, clusters: list[int] | None = None) -> pd.DataFrame:
 
 
 def verdict(rule, text: str) -> str | None:
-    """The reason a rule gives for one text, or None when it keeps it."""
-    _, rejected = apply_rules(frame(text), [rule])
+    """The reason a filter gives for one text, or None when it keeps it."""
+    _, rejected = apply_filters(frame(text), [rule])
     return rejected["reason"].iloc[0] if len(rejected) else None
 
 
@@ -66,7 +63,7 @@ def padded(text: str, total: int) -> str:
     ],
 )
 def test_length_bounds(text, reason):
-    assert verdict(Length(min_chars=10, max_chars=20), text) == reason
+    assert verdict(LengthFilter(min_chars=10, max_chars=20), text) == reason
 
 
 # --- Gopher quality: one check at a time, just inside and just outside ----------------------------
@@ -75,58 +72,63 @@ def test_length_bounds(text, reason):
 @pytest.mark.parametrize(
     ("rule", "inside", "outside", "reason"),
     [
-        (GopherQuality(min_words=50), words(50), words(49), "min_words"),
-        (GopherQuality(max_words=100), words(100), words(101), "max_words"),
+        (GopherQualityFilter(min_words=50), words(50), words(49), "min_words"),
+        (GopherQualityFilter(max_words=100), words(100), words(101), "max_words"),
         # mean word length 3.0 vs 2.9 (nine 3-letter words and one 2-letter word)
         (
-            GopherQuality(min_avg_word_length=3),
+            GopherQualityFilter(min_avg_word_length=3),
             words(10, "abc"),
             words(9, "abc") + " ab",
             "min_avg_word_length",
         ),
         (
-            GopherQuality(max_avg_word_length=10),
+            GopherQualityFilter(max_avg_word_length=10),
             words(10, "a" * 10),
             words(9, "a" * 10) + " " + "a" * 11,
             "max_avg_word_length",
         ),
         # '#' per word: 1/10 vs 2/10
         (
-            GopherQuality(max_symbol_word_ratio=0.1),
+            GopherQualityFilter(max_symbol_word_ratio=0.1),
             words(10) + " #",
             words(10) + " # #",
             "max_symbol_word_ratio",
         ),
         # '...' and '…' per word: 1/10 vs 2/10
         (
-            GopherQuality(max_symbol_word_ratio=0.1),
+            GopherQualityFilter(max_symbol_word_ratio=0.1),
             words(10) + " ...",
             words(10) + " ... …",
             "max_symbol_word_ratio",
         ),
         # lines starting with a bullet: 9/10 vs 10/10
         (
-            GopherQuality(max_bullet_lines_ratio=0.9),
+            GopherQualityFilter(max_bullet_lines_ratio=0.9),
             "\n".join(["- item"] * 9 + ["text"]),
             "\n".join(["• item"] * 10),
             "max_bullet_lines_ratio",
         ),
         # lines ending with an ellipsis: 3/10 vs 4/10
         (
-            GopherQuality(max_ellipsis_lines_ratio=0.3),
+            GopherQualityFilter(max_ellipsis_lines_ratio=0.3),
             "\n".join(["and so..."] * 3 + ["done"] * 7),
             "\n".join(["and so…"] * 4 + ["done"] * 6),
             "max_ellipsis_lines_ratio",
         ),
         # words with a letter: 8/10 vs 7/10 (numbers have no letter; punctuation is no word)
         (
-            GopherQuality(min_alpha_words_ratio=0.8),
+            GopherQualityFilter(min_alpha_words_ratio=0.8),
             words(8) + " 1990 1,234 !!",
             words(7) + " 1990 1,234 12.5",
             "min_alpha_words_ratio",
         ),
         # stop words: 2 vs 1, counted case-insensitively
-        (GopherQuality(min_stop_words=2), "The cat of mine", "The cat is mine", "min_stop_words"),
+        (
+            GopherQualityFilter(min_stop_words=2),
+            "The cat of mine",
+            "The cat is mine",
+            "min_stop_words",
+        ),
     ],
 )
 def test_gopher_quality_boundaries(rule, inside, outside, reason):
@@ -146,40 +148,40 @@ def paragraphs(dups: int, unique: int, sep: str) -> str:
     [
         # 3 of 10 paragraphs repeat an earlier one (0.3) vs 4 of 10
         (
-            GopherRepetition(dup_para_frac=0.3),
+            GopherRepetitionFilter(dup_para_frac=0.3),
             paragraphs(3, 6, "\n\n"),
             paragraphs(4, 5, "\n\n"),
             "dup_para_frac",
         ),
         (
-            GopherRepetition(dup_line_frac=0.3),
+            GopherRepetitionFilter(dup_line_frac=0.3),
             paragraphs(3, 6, "\n"),
             paragraphs(4, 5, "\n"),
             "dup_line_frac",
         ),
         # a 20-character paragraph twice: 20 duplicate characters of 100 (0.2) vs of 99
         (
-            GopherRepetition(dup_para_char_frac=0.2),
+            GopherRepetitionFilter(dup_para_char_frac=0.2),
             "p" * 20 + "\n\n" + "p" * 20 + "\n\n" + "q" * 56,
             "p" * 20 + "\n\n" + "p" * 20 + "\n\n" + "q" * 55,
             "dup_para_char_frac",
         ),
         (
-            GopherRepetition(dup_line_char_frac=0.2),
+            GopherRepetitionFilter(dup_line_char_frac=0.2),
             "p" * 20 + "\n" + "p" * 20 + "\n" + "q" * 58,
             "p" * 20 + "\n" + "p" * 20 + "\n" + "q" * 57,
             "dup_line_char_frac",
         ),
         # 'ab cd' four times: 4 x 5 characters of 100 (0.2) vs of 99
         (
-            GopherRepetition(top_n_grams={2: 0.2}),
+            GopherRepetitionFilter(top_n_grams={2: 0.2}),
             padded("ab cd ab cd ab cd ab cd", 100),
             padded("ab cd ab cd ab cd ab cd", 99),
             "top_2_gram",
         ),
         # one repeated 5-gram of 10 letters: 10/67 = 0.149 vs 10/66 = 0.152
         (
-            GopherRepetition(dup_n_grams={5: 0.15}),
+            GopherRepetitionFilter(dup_n_grams={5: 0.15}),
             padded("aa bb cc dd ee aa bb cc dd ee", 67),
             padded("aa bb cc dd ee aa bb cc dd ee", 66),
             "dup_5_gram",
@@ -194,7 +196,7 @@ def test_gopher_repetition_boundaries(rule, inside, outside, reason):
 def test_top_n_gram_occurring_once_is_not_repetition():
     assert (
         verdict(
-            GopherRepetition(top_n_grams={4: 0.16}),
+            GopherRepetitionFilter(top_n_grams={4: 0.16}),
             "Constitution Massachusetts Pennsylvania Connecticut",
         )
         is None
@@ -205,17 +207,19 @@ def test_default_gopher_rules_keep_ordinary_prose():
     quality = dict(SETTINGS["gopher_quality"])
     repetition = dict(SETTINGS["gopher_repetition"])
     quality.pop("enabled"), repetition.pop("enabled")
-    assert apply_rules(frame(PROSE), [GopherQuality(**quality), GopherRepetition(**repetition)])[
-        1
-    ].empty
+    assert apply_filters(
+        frame(PROSE), [GopherQualityFilter(**quality), GopherRepetitionFilter(**repetition)]
+    )[1].empty
 
 
-# --- apply_rules ---------------------------------------------------------------------------------
+# --- apply_filters -----------------------------------------------------------------------------
 
 
 def test_first_rule_that_removes_a_row_is_its_reason():
     docs = frame("too short", words(60, "the"))
-    kept, rejected = apply_rules(docs, [Length(min_chars=20), GopherQuality(min_words=50)])
+    kept, rejected = apply_filters(
+        docs, [LengthFilter(min_chars=20), GopherQualityFilter(min_words=50)]
+    )
     assert kept["doc_id"].tolist() == ["d1"]
     assert rejected[["doc_id", "reason", "detail"]].values.tolist() == [
         ["d0", "length.min_chars", "chars=9 < 20"]
@@ -223,7 +227,7 @@ def test_first_rule_that_removes_a_row_is_its_reason():
 
 
 def test_rejected_detail_names_the_value_and_bound():
-    _, rejected = apply_rules(frame(words(12)), [GopherQuality(min_words=50)])
+    _, rejected = apply_filters(frame(words(12)), [GopherQualityFilter(min_words=50)])
     assert rejected["detail"].tolist() == ["words=12 < 50"]
 
 
@@ -236,7 +240,7 @@ def test_duplicates_are_removed_with_their_kind_and_kept_copy():
             "kind": ["exact", "near"],
         }
     )
-    kept, rejected = apply_rules(frame("x", "x", "y"), [Duplicates(dups)])
+    kept, rejected = apply_filters(frame("x", "x", "y"), [DuplicatesFilter(dups)])
     assert kept["doc_id"].tolist() == ["d0"]
     assert rejected["reason"].tolist() == ["dedup.exact", "dedup.near"]
     assert rejected["detail"].iloc[1] == "duplicate_of=d0 (estimated Jaccard 0.85)"
@@ -244,7 +248,7 @@ def test_duplicates_are_removed_with_their_kind_and_kept_copy():
 
 def test_cluster_include_and_exclude():
     docs = frame("a", "b", "c", clusters=[0, 1, 2])
-    kept, rejected = apply_rules(docs, [ClusterInclude([0, 1]), ClusterExclude([1])])
+    kept, rejected = apply_filters(docs, [ClusterIncludeFilter([0, 1]), ClusterExcludeFilter([1])])
     assert kept["doc_id"].tolist() == ["d0"]
     assert rejected[["doc_id", "reason"]].values.tolist() == [
         ["d2", "cluster.include"],
@@ -259,9 +263,9 @@ def test_cluster_cap_is_the_same_whether_shards_are_filtered_apart_or_together()
     no_dups = pd.DataFrame(columns=["doc_id", "duplicate_of", "estimated_jaccard", "kind"])
     ranks = cap_ranks(assignments, no_dups, SETTINGS, seed=3)
     docs = frame(*"abcdefghij", clusters=assignments["cluster"].tolist())
-    together, _ = apply_rules(docs, [ClusterCap(2, ranks)])
+    together, _ = apply_filters(docs, [ClusterCapFilter(2, ranks)])
     apart = pd.concat(
-        [apply_rules(part, [ClusterCap(2, ranks)])[0] for part in (docs[:4], docs[4:])]
+        [apply_filters(part, [ClusterCapFilter(2, ranks)])[0] for part in (docs[:4], docs[4:])]
     )
     assert sorted(together["doc_id"]) == sorted(apart["doc_id"])
     assert together["cluster"].value_counts().to_dict() == {0: 2, 1: 2}
@@ -287,8 +291,10 @@ def test_group_cap_keeps_at_most_n_documents_per_group_across_shards():
     no_dups = pd.DataFrame(columns=["doc_id", "duplicate_of", "estimated_jaccard", "kind"])
     ranks = cap_ranks(assignments, no_dups, SETTINGS, seed=3, by="group_id")
     docs = frame(*"abcdefghi").assign(group_id=groups)
-    together, rejected = apply_rules(docs, [GroupCap(2, ranks)])
-    apart = pd.concat([apply_rules(part, [GroupCap(2, ranks)])[0] for part in (docs[:3], docs[3:])])
+    together, rejected = apply_filters(docs, [GroupCapFilter(2, ranks)])
+    apart = pd.concat(
+        [apply_filters(part, [GroupCapFilter(2, ranks)])[0] for part in (docs[:3], docs[3:])]
+    )
     assert sorted(together["doc_id"]) == sorted(apart["doc_id"])
     assert together["group_id"].value_counts().to_dict() == {"long": 2, "short": 2, "one": 1}
     assert set(rejected["reason"]) == {"group.cap"} and len(rejected) == 4
@@ -300,7 +306,7 @@ def test_language_filter_keeps_the_configured_language():
         "The Congress shall have power to lay and collect taxes for the common defence.",
         "Le gouvernement a présenté son budget pour l'année prochaine devant l'Assemblée.",
     )
-    kept, rejected = apply_rules(docs, [Language("en")])
+    kept, rejected = apply_filters(docs, [LanguageFilter("en")])
     assert kept["doc_id"].tolist() == ["d0"]
     assert rejected["reason"].tolist() == ["language.mismatch"]
 
