@@ -1,16 +1,13 @@
-"""Fetching bases on the login node (no network here) and the pre-flight table."""
+"""The pre-flight table: size, context, template, licence and GPU fit read from small files."""
 
 import json
-import os
 
 import pytest
 from locallm.config import with_defaults
 from locallm.preflight import (
     check_fit,
-    fetch_arguments,
-    fetch_base,
-    go_offline,
     job_resources,
+    longest_tokenized,
     model_facts,
     preflight_table,
 )
@@ -27,10 +24,6 @@ TINY_CONFIG = {
 }
 
 
-def no_download(*args, **kwargs):
-    raise AssertionError("no download expected")
-
-
 @pytest.fixture
 def saved_model(tmp_path):
     """A model folder with the small files only: config, tokenizer config, model card."""
@@ -40,49 +33,6 @@ def saved_model(tmp_path):
     (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))
     (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags: [x]\n---\n# A model\n")
     return folder
-
-
-def test_fetch_base_is_a_no_op_for_builtin_tiny(tmp_path, monkeypatch):
-    monkeypatch.setattr("huggingface_hub.snapshot_download", no_download)
-    record = fetch_base({"base": "builtin:tiny"}, tmp_path / "fetched.json")
-    assert record["kind"] == "builtin"
-    assert json.loads((tmp_path / "fetched.json").read_text())["path"] is None
-
-
-def test_fetch_base_records_a_local_folder_without_downloading(saved_model, tmp_path, monkeypatch):
-    monkeypatch.setattr("huggingface_hub.snapshot_download", no_download)
-    record = fetch_base({"base": str(saved_model)}, tmp_path / "fetched.json")
-    assert record["kind"] == "local"
-    assert record["path"] == str(saved_model.resolve())
-
-
-def test_fetch_base_downloads_a_hub_id_with_revision_cache_and_safe_patterns(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    monkeypatch.setattr(
-        "huggingface_hub.snapshot_download", lambda **kw: calls.append(kw) or "/cache/snap"
-    )
-    settings = {"base": "owner/model", "revision": "abc123", "cache_dir": str(tmp_path / "hf")}
-    record = fetch_base(settings, tmp_path / "fetched.json")
-    assert calls == [fetch_arguments(settings)]
-    assert calls[0]["repo_id"] == "owner/model" and calls[0]["revision"] == "abc123"
-    assert calls[0]["cache_dir"] == str(tmp_path / "hf")
-    assert "*.safetensors" in calls[0]["allow_patterns"]
-    assert not any(p.endswith((".bin", ".pt", ".pth")) for p in calls[0]["allow_patterns"])
-    assert record["path"] == "/cache/snap"
-
-
-def test_fetch_base_rejects_a_missing_folder_that_is_no_hub_id(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a Hub id"):
-        fetch_base({"base": "./no/such/folder"}, tmp_path / "fetched.json")
-
-
-def test_go_offline_sets_both_hugging_face_variables(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    go_offline()
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_DATASETS_OFFLINE"] == "1"
 
 
 def test_model_facts_read_size_context_template_and_licence_from_small_files(saved_model):
@@ -145,3 +95,21 @@ def test_preflight_names_an_unreadable_base_instead_of_failing(tmp_path):
     config = with_defaults({"variants": {"broken": {"base": str(tmp_path / "empty")}}})
     table = preflight_table(config)
     assert "no config.json" in table.loc[0, "note"]
+
+
+def test_preflight_shows_the_longest_tokenized_example_from_the_length_report(
+    saved_model, tmp_path
+):
+    report = tmp_path / "lengths.tsv"
+    report.write_text("split\texamples\tmax\ttruncated\ntrain\t3\t97\t0\ntest\t2\t120\t0\n")
+    config = with_defaults({"variants": {"small": {"base": str(saved_model)}}})
+    assert preflight_table(config, {"small": report}).loc[0, "longest_example"] == 120
+    assert preflight_table(config).loc[0, "longest_example"] == "-"  # not tokenized yet
+    assert longest_tokenized(tmp_path / "absent.tsv") is None
+
+
+def test_a_length_report_without_its_max_column_is_an_error_naming_it(tmp_path):
+    report = tmp_path / "lengths.tsv"
+    report.write_text("split\ttokens\ntrain\t97\n")
+    with pytest.raises(ValueError, match=r"lengths.tsv: no column 'max' \(it has: split, tokens\)"):
+        longest_tokenized(report)

