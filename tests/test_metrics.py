@@ -11,7 +11,7 @@ from locallm.metrics import (
     encode,
     evaluate_labels,
     expected_calibration_error,
-    majority_label,
+    most_frequent_train_label,
     perplexity,
     uniform_baseline,
 )
@@ -151,9 +151,9 @@ def test_evaluate_labels_adds_ece_given_confidences():
     assert "ece" in intervals["metric"].tolist()
 
 
-def test_majority_label_breaks_ties_by_label_order():
-    assert majority_label(np.array([1, 1, 0]), 2) == 1
-    assert majority_label(np.array([1, 0]), 2) == 0
+def test_most_frequent_train_label_breaks_ties_by_label_order():
+    assert most_frequent_train_label(np.array([1, 1, 0]), 2) == 1
+    assert most_frequent_train_label(np.array([1, 0]), 2) == 0
 
 
 def test_uniform_baseline_scores_chance():

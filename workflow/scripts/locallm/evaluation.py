@@ -22,8 +22,8 @@ from locallm.metrics import (  # noqa: E402
     encode,
     evaluate_labels,
     expected_calibration_error,
-    majority_label,
     metric_rows,
+    most_frequent_train_label,
     perplexity,
     uniform_baseline,
 )
@@ -176,7 +176,7 @@ def baseline_rows(
     groups = test["group_id"].to_numpy()
     n_boot = settings["bootstrap"]
     train = encode(list(train_labels), labels, allow_unmatched=False)
-    majority = np.full(len(gold), majority_label(train, len(labels)))
+    majority = np.full(len(gold), most_frequent_train_label(train, len(labels)))
     point, intervals = evaluate_labels(gold, majority, groups, labels, n_boot=n_boot, seed=seed)
     rows = [metric_rows(point, intervals, len(gold), variant="baseline", stage="majority")]
     point, intervals = uniform_baseline(gold, groups, labels, n_boot=n_boot, seed=seed)
@@ -328,7 +328,7 @@ def evaluate(
     labels, label_column = task["labels"], task["label_column"]
     train_labels = read_table(train, columns=[label_column])[label_column]
     train_gold = encode(train_labels.tolist(), labels, allow_unmatched=False)
-    majority = majority_label(train_gold, len(labels))
+    majority = most_frequent_train_label(train_gold, len(labels))
     metrics, counts, reliability = [], [], []
     test = None
     tables = {path: read_table(path) for path in predictions}

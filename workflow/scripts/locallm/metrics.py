@@ -220,7 +220,7 @@ def evaluate_labels(
     return point, bootstrap_groups(groups, statistic, n_boot, seed)
 
 
-def majority_label(train_gold: np.ndarray, n_labels: int) -> int:
+def most_frequent_train_label(train_gold: np.ndarray, n_labels: int) -> int:
     """The most frequent training label (ties: the earlier label in the label set)."""
     return int(np.bincount(train_gold, minlength=n_labels).argmax())
 

@@ -67,7 +67,7 @@ def assign_stratified(strata: pd.Series, fractions: dict[str, float], seed: int)
     return assigned
 
 
-def majority_label(docs: pd.DataFrame, column: str) -> pd.Series:
+def group_majority_labels(docs: pd.DataFrame, column: str) -> pd.Series:
     """Each group's most frequent value of `column` (ties: the smallest), indexed by group_id."""
     labels = docs[column].astype("string").fillna(MISSING_LABEL)
     counts = (
@@ -88,7 +88,7 @@ def assign_splits(docs: pd.DataFrame, settings: dict, seed: int) -> pd.Series:
         by_group = assign_groups(sorted(docs["group_id"].unique()), fractions, seed)
     else:
         require_column(docs, column, "split.stratify_by")
-        by_group = assign_stratified(majority_label(docs, column), fractions, seed)
+        by_group = assign_stratified(group_majority_labels(docs, column), fractions, seed)
     return docs["group_id"].map(by_group).rename("split")
 
 
@@ -252,7 +252,7 @@ def report_rows(
             continue
         counts = part[label_column].astype("string").fillna(MISSING_LABEL).value_counts()
         # Groups by their majority label: what stratification balances when groups differ in size.
-        group_counts = majority_label(part, label_column).value_counts()
+        group_counts = group_majority_labels(part, label_column).value_counts()
         for label in labels:
             n = int(counts.get(label, 0))
             rows.append(("label_count", split, label, n))
