@@ -1,4 +1,4 @@
-# Rules of the clustering part (see DESIGN.md): fit on a seeded sample of the whole corpus, assign
+# Rules of the clustering part (see docs/architecture.md): fit on a seeded sample of the whole corpus, assign
 # every shard, then describe the clusters (topic table, map, shares by a metadata column).
 
 

@@ -1,4 +1,4 @@
-# Rules of the dedup part (see DESIGN.md): MinHash signatures per shard, then exact and
+# Rules of the dedup part (see docs/architecture.md): MinHash signatures per shard, then exact and
 # near-duplicate detection over all signatures in one job (settings: config `dedup`).
 
 

@@ -1,4 +1,4 @@
-# Rules of the splits part (see DESIGN.md): whole groups to train/validation/test by a seeded hash,
+# Rules of the splits part (see docs/architecture.md): whole groups to train/validation/test by a seeded hash,
 # then a leakage check (groups and near duplicates straddling train and test).
 
 
