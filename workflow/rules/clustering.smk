@@ -1,5 +1,6 @@
-# Rules of the clustering part (see docs/architecture.md): fit on a seeded sample of the whole corpus, assign
-# every shard, then describe the clusters (topic table, map, shares by a metadata column).
+# Rules of the clustering part (see docs/architecture.md): fit on a seeded sample of the whole
+# corpus, assign every shard, then describe the clusters (topic table, map, shares by a metadata
+# column).
 
 
 rule cluster_fit:

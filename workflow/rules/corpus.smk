@@ -1,4 +1,5 @@
-# Rules of the corpus part (see docs/architecture.md): the demo corpus export, ingest per shard, its report.
+# Rules of the corpus part (see docs/architecture.md): the demo corpus export, ingest per shard, its
+# report.
 
 
 rule export_sotu:

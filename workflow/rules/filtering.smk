@@ -1,5 +1,6 @@
-# Rules of the filtering part (see docs/architecture.md): quality filters, duplicates and clusters per shard,
-# then a report that counts rows per filter and checks that every corpus row is kept or rejected.
+# Rules of the filtering part (see docs/architecture.md): quality filters, duplicates and clusters
+# per shard, then a report that counts rows per filter and checks that every corpus row is kept or
+# rejected.
 
 
 # All shards' cluster assignments when a per-cluster or per-group cap is set (caps count

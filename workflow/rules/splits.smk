@@ -1,5 +1,5 @@
-# Rules of the splits part (see docs/architecture.md): whole groups to train/validation/test by a seeded hash,
-# then a leakage check (groups and near duplicates straddling train and test).
+# Rules of the splits part (see docs/architecture.md): whole groups to train/validation/test by a
+# seeded hash, then a leakage check (groups and near duplicates straddling train and test).
 
 
 rule split:
