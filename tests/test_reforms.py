@@ -1,14 +1,15 @@
 """REFORMS: 32 items; item 5d quotes the pre-set criterion and the decision where present."""
 
-from locallm.reforms import ITEMS, MODULES, selection_criterion
+from locallm.reforms import selection_criterion
+from locallm.reforms_checklist import ITEMS, MODULES
 from locallm.run_files import Run
 
 
-def run_with(evaluation: dict) -> Run:
+def run_with(evaluation: dict, decision: str | None = None) -> Run:
     paths = dict.fromkeys(["ingest_report", "filter_report", "split_report", "cluster_summary",
                            "duplicates", "split_rejects"], "unused")  # fmt: skip
     return Run(config={"evaluation": evaluation}, raw_files=[], splits={}, lengths={}, models={},
-               predictions={}, **paths)  # fmt: skip
+               predictions={}, decision=decision, **paths)  # fmt: skip
 
 
 def test_checklist_has_32_items_in_8_modules():
@@ -18,17 +19,19 @@ def test_checklist_has_32_items_in_8_modules():
 
 def test_without_a_criterion_or_decision_the_item_is_left_to_the_author(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # A decision file the rule did not pass is not read (the library knows no workflow paths).
+    (tmp_path / "results/eval").mkdir(parents=True)
+    (tmp_path / "results/eval/decision.md").write_text("Use full/sft.\n")
     text = selection_criterion(run_with({"bootstrap": 10}))
     assert text.startswith("**For the author.**") and "evaluation.good_enough" in text
 
 
-def test_a_preset_criterion_and_the_decision_file_are_quoted_with_their_sources(
-    tmp_path, monkeypatch
-):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "results/eval").mkdir(parents=True)
-    (tmp_path / "results/eval/decision.md").write_text("Use full/sft: accuracy CI above 0.8.\n")
-    text = selection_criterion(run_with({"good_enough": {"metric": "accuracy", "threshold": 0.8}}))
+def test_a_preset_criterion_and_the_decision_file_are_quoted_with_their_sources(tmp_path):
+    decision = tmp_path / "eval" / "decision.md"
+    decision.parent.mkdir()
+    decision.write_text("# Decision\n\nUse full/sft: accuracy CI above 0.8.\n")
+    good_enough = {"metric": "accuracy", "threshold": 0.8}
+    text = selection_criterion(run_with({"good_enough": good_enough}, decision=str(decision)))
     assert '`{"metric": "accuracy", "threshold": 0.8}`' in text
-    assert "Use full/sft: accuracy CI above 0.8." in text
-    assert "Source: `config.yaml`." in text and "Source: `results/eval/decision.md`." in text
+    assert "> Use full/sft: accuracy CI above 0.8." in text and "# Decision" not in text
+    assert "Source: `config.yaml`." in text and f"Source: `{decision}`." in text

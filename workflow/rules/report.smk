@@ -25,6 +25,7 @@ rule report:
             stage=STAGES,
         ),
         metrics=metrics_input(),
+        decision=["results/eval/decision.md"] if evaluated() else [],
     output:
         reforms=report(
             "results/report/REFORMS.md",

@@ -22,6 +22,7 @@ with log_to(snakemake.log[0]):
         models=dict(zip(trained, snakemake.input.models, strict=True)),
         predictions=dict(zip(product(variants, stages), snakemake.input.predictions, strict=True)),
         metrics=snakemake.input.metrics[0] if snakemake.input.metrics else None,
+        decision=snakemake.input.decision[0] if snakemake.input.decision else None,
     )
     write_report(
         run,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from locallm.reforms_checklist import AUTHOR_HINTS, ITEMS, MODULES
 from locallm.run_files import (
     RUN_INFO,
     Run,
@@ -26,62 +27,6 @@ from locallm.run_files import (
 )
 
 AUTHOR = "**For the author.**"
-
-
-DECISION = Path("results/eval/decision.md")
-
-
-# The REFORMS checklist (Kapoor et al. 2024, Sci. Adv. 10:eadk3452; reforms.cs.princeton.edu):
-# 32 items in 8 modules, paraphrased. Each item's filler (below) answers it from the run's files.
-MODULES = {
-    "1": "Study goals",
-    "2": "Computational reproducibility",
-    "3": "Data quality",
-    "4": "Data preprocessing",
-    "5": "Modeling",
-    "6": "Data leakage",
-    "7": "Metrics and uncertainty",
-    "8": "Generalizability and limitations",
-}
-
-
-ITEMS = {
-    "1a": "The population or distribution about which the scientific claim is made.",
-    "1b": "Why this population or distribution (1a) was chosen.",
-    "1c": "Why ML methods are used in the study.",
-    "2a": "The dataset used for training and evaluation, with a link or DOI that identifies it.",
-    "2b": "The code that trains and evaluates the models and produces the results, with a link or "
-    "DOI that identifies its version.",
-    "2c": "The computing infrastructure used.",
-    "2d": "A README with instructions for generating the results from the data and code.",
-    "2e": "A reproduction script that produces all results reported in the paper.",
-    "3a": "The sources of the data (training and evaluation), when they were collected, the source "
-    "and process of the ground-truth annotations, and other documentation.",
-    "3b": "The distribution or set the dataset is sampled from (the sampling frame).",
-    "3c": "Why the dataset is useful for the modeling task.",
-    "3d": "The outcome variable, its definition and descriptive statistics (by class).",
-    "3e": "The sample size: samples per partition and per class.",
-    "4a": "Which samples are excluded, and why.",
-    "4b": "How impossible or corrupt samples are dealt with.",
-    "4c": "Every transformation from the raw data to the form the model uses (a flow of counts).",
-    "5a": "Every model trained, in detail.",
-    "5b": "Why these model types were chosen.",
-    "5c": "How the models are evaluated: train/test splits or cross-validation folds.",
-    "5d": "How the models reported in the paper were selected.",
-    "5e": "The hyperparameters of the reported models and how they were tuned.",
-    "5f": "That model comparisons are against appropriate baselines.",
-    "6a": "That preprocessing and modeling use only the training data, not the test data.",
-    "6b": "How dependencies and duplicates between training and test data are handled.",
-    "6c": "That each input to the model is legitimate for the task and does not leak the outcome.",
-    "7a": "Every metric used to assess and compare models, and why the one used to select the "
-    "final model suits the task.",
-    "7b": "Uncertainty estimates (e.g. confidence intervals) and how they are computed.",
-    "7c": "The statistical tests used, why, and checks of their assumptions.",
-    "7d": "Variability of the results across random seeds or training runs.",
-    "8a": "Evidence of external validity.",
-    "8b": "Contexts in which the findings are not expected to hold.",
-    "8c": "Other limitations of the study.",
-}
 
 
 def _compute(run: Run) -> str:
@@ -153,7 +98,7 @@ def _exclusions(run: Run) -> str:
     removed = flow[flow.stage.str.startswith(("removed", "rejected"))]
     return (
         markdown_table(removed) + "\n\nEvery removed record is in a rejects table with its reason: "
-        "`results/corpus/rejects/`, `results/filtered/rejects/`, `results/splits/rejects.parquet`. "
+        f"`results/corpus/rejects/`, `results/filtered/rejects/`, `{run.split_rejects}`. "
         "Filter settings: config `filter` (in `config.yaml`)."
         + "\n\n"
         + AUTHOR
@@ -237,13 +182,12 @@ def selection_criterion(run: Run) -> str:
             f"Pre-set criterion (config `evaluation.good_enough`, fixed before the run): "
             f"`{json.dumps(good_enough, sort_keys=True)}`. {cite('config.yaml')}"
         )
-    if DECISION.exists():
+    if run.decision is not None:
         # Quoted without its title, so the checklist keeps its own heading levels.
-        body = [
-            line for line in DECISION.read_text().strip().splitlines() if not line.startswith("# ")
-        ]
+        text = Path(run.decision).read_text()
+        body = [line for line in text.strip().splitlines() if not line.startswith("# ")]
         quoted = "\n".join(f"> {line}".rstrip() for line in "\n".join(body).strip().splitlines())
-        lines.append(f"The decision it led to:\n\n{quoted}\n\n" + cite(str(DECISION)))
+        lines.append(f"The decision it led to:\n\n{quoted}\n\n" + cite(run.decision))
     if not lines:
         return (
             AUTHOR + " No selection criterion was set before the run "
@@ -331,7 +275,7 @@ def _uncertainty(run: Run) -> str:
         f"95% percentile intervals from {evaluation['bootstrap']} bootstrap resamples of whole "
         f"groups (seed {run.config['seed']}): passages of one document are not independent, so "
         "documents, not passages, are resampled. Columns `ci_low`, `ci_high` of metrics.tsv. "
-        + cite("config.yaml", run.metrics or "results/eval/metrics.tsv")
+        + cite("config.yaml", *([run.metrics] if run.metrics else []))
     )
 
 
@@ -386,17 +330,6 @@ REFORMS_FILLERS = {
     "7a": _metrics,
     "7b": _uncertainty,
     "7d": _seeds,
-}
-
-
-AUTHOR_HINTS = {
-    "1a": "The run's corpus is described in 3a; the claim's population is yours to state.",
-    "6c": "The model sees only the prompt (task.prompt with the passage); say why nothing in "
-    "the passage gives the label away (e.g. names, dates).",
-    "7c": "The workflow reports bootstrap CIs, including of the difference to the majority "
-    "baseline, and runs no significance tests.",
-    "8b": "Results hold for passages like the test split's; other periods, genres or "
-    "languages are untested.",
 }
 
 

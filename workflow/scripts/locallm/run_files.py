@@ -32,6 +32,7 @@ class Run:
     models: dict[tuple[str, str], str]
     predictions: dict[tuple[str, str], str]
     metrics: str | None = None
+    decision: str | None = None  # decision.md of the evaluate rule, when the run evaluates
     benchmarks: str = "benchmarks"
     environment: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
