@@ -3,7 +3,7 @@ for the items only the study's author can answer. `locallm.reforms` fills them f
 """
 
 # The REFORMS checklist (Kapoor et al. 2024, Sci. Adv. 10:eadk3452; reforms.cs.princeton.edu):
-# 32 items in 8 modules, paraphrased. Each item's filler (below) answers it from the run's files.
+# 32 items in 8 modules, paraphrased. Each item's filler (locallm.reforms) answers it from the run.
 MODULES = {
     "1": "Study goals",
     "2": "Computational reproducibility",
