@@ -167,7 +167,7 @@ def test_summarise_writes_topics_examples_and_shares(tmp_path):
 
 
 def test_map_labels_are_spread_at_least_the_gap_apart():
-    from locallm.clustering import spread
+    from locallm.cluster_plots import spread
 
     y = np.array([0.0, 0.01, 0.5, 0.02])
     placed = spread(y, 0.1)
