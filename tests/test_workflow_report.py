@@ -59,6 +59,9 @@ def test_reforms_lists_all_32_items_each_filled_with_its_source_or_marked(built)
     test_rows = len(pd.read_parquet(built / "results/splits/test.parquet"))
     assert f"| test documents | {test_rows} | results/splits/test.parquet |" in flow
     assert "| baseline | majority | accuracy |" in reforms
+    # 5d quotes the evaluate rule's decision, whose path the report rule passes.
+    selection = reforms.split("### 5d.")[1].split("###")[0]
+    assert "> " in selection and "Source: `results/eval/decision.md`." in selection
 
 
 def test_model_cards_replace_peft_template_with_hub_header_and_test_metrics(built):
