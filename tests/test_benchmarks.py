@@ -11,8 +11,8 @@ from locallm.tasks import sft_table
 
 
 def benchmark(name: str):
-    """The module benchmarks/<name>.py, imported by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    """The module performance/<name>.py, imported by path (performance/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "performance" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

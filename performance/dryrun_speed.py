@@ -1,6 +1,6 @@
 """Dry-run (DAG planning) time against corpus size: `snakemake -n` at 100, 300 and 1,000 shards.
 
-    python benchmarks/dryrun_speed.py --baseline main       # --sizes 100 300 1000 --repeats 3
+    python performance/dryrun_speed.py --baseline main       # --sizes 100 300 1000 --repeats 3
 
 For each size it writes a corpus of one small CSV file per shard and a config with 4 variants (the
 rest from config/test.yaml), then times `snakemake -n` in a fresh copy of the workflow: the median

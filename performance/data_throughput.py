@@ -2,7 +2,7 @@
 
 Usage (from the repository root, after `snakemake --cores 2 results/corpus/ingest_report.tsv`):
 
-    python benchmarks/data_throughput.py [--config config/config.yaml] [--baseline-docs 2000]
+    python performance/data_throughput.py [--config config/config.yaml] [--baseline-docs 2000]
 
 Baseline side by side: datasketch's MinHash, one `update` per shingle (the usual Python loop) and
 its `update_batch`, on the same normalised shingles, against locallm's vectorised signatures.

@@ -3,7 +3,7 @@ peak RSS of a QLoRA SFT step against locallm.estimate's figure for the same shap
 
     snakemake --cores 2 --configfile config/smollm2.yaml \
         results/models/converted/smollm2-135m-instruct   # once
-    python benchmarks/smollm2_speed.py --threads 2 --batch 4 --seq 128 --steps 2
+    python performance/smollm2_speed.py --threads 2 --batch 4 --seq 128 --steps 2
 
 1. Forward (what classify does): a batch of `--batch` x `--seq` tokens, one forward pass without
    gradients, in float32 and under torch.autocast("cpu", dtype=torch.bfloat16).
