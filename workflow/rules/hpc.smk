@@ -1,21 +1,6 @@
 # Rules for clusters: fetch each variant's base model on the login node (compute nodes often have
 # no internet), and the pre-flight table: size, context, chat template, licence, GPU fit per variant.
-
-import sys
-
-sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.preflight import format_preflight, go_offline, preflight_table
-
-# Cluster jobs re-read this file in their own Snakemake process (exec mode remote or subprocess),
-# which then runs the rule's script: setting the variables here makes every cluster job use the
-# local Hugging Face cache only, while fetch_base (a localrule, main process) still downloads.
-if not workflow.is_main_process and config["hpc"]["offline"]:
-    go_offline()
-
-# Printed by every run and dry-run of the main Snakemake process (not inside cluster jobs), before
-# any job is submitted; a model not fetched yet is listed as such.
-if workflow.is_main_process:
-    print(format_preflight(preflight_table(config)), file=sys.stderr)
+# The table is also printed by every run (common.smk).
 
 
 rule fetch_base:
