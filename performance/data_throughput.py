@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 import pandas as pd  # noqa: E402
 from datasketch import MinHash  # noqa: E402

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from locallm.config import load_config  # noqa: E402
 from locallm.inference import generate_texts, predict, render_prompts  # noqa: E402

@@ -36,7 +36,6 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from locallm.config import load_config, variant_settings  # noqa: E402
 from locallm.estimate import (  # noqa: E402
