@@ -9,7 +9,8 @@ import yaml
 from conftest import ROOT
 from locallm import plan as plan_module
 from locallm.config import load_config, variant_settings, with_defaults
-from locallm.plan import JOB_KEYS, DPOSettings, InferenceSettings, Plan, SFTSettings
+from locallm.plan import JOB_KEYS, Plan
+from locallm.settings import DPOSettings, InferenceSettings, SFTSettings
 
 
 def ci_config():

@@ -1,9 +1,9 @@
 """What the DAG needs from a validated config, worked out once per Snakemake run, without torch.
 
 `Plan(config, cores)` holds the shards and their raw files, each variant's settings as one typed
-dataclass per stage (`params()` gives the dict a rule passes to its script), every stage's inputs
-and targets, and each variant's job resources (estimated once, then cached). `common.smk` builds
-one Plan and wraps it in Snakemake input functions; the rule files hold only rules.
+dataclass per stage (locallm.settings; `params()` gives the dict a rule passes), every stage's
+inputs and targets, and each variant's job resources (estimated once, then cached). `common.smk`
+builds one Plan and wraps it in Snakemake input functions; the rule files hold only rules.
 
 Only torch-free modules are imported here: the Snakemake controller (a login node, a dry-run) needs
 neither torch, transformers nor bitsandbytes.
@@ -12,14 +12,21 @@ neither torch, transformers nor bitsandbytes.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from locallm.config import canonical, tokenization_id, tokenization_settings, variant_settings
+from locallm.config import tokenization_id, tokenization_settings, variant_settings
 from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
 from locallm.gguf_bases import converted_dir, gguf_sources, is_gguf_base
 from locallm.models import TINY, resolve_base_path
 from locallm.preflight import job_resources
+from locallm.settings import (
+    DPOSettings,
+    InferenceSettings,
+    LoadingSettings,
+    PerplexitySettings,
+    SFTSettings,
+)
 
 SPLITS = ("train", "validation", "test")
 SOTU_JSONL = "resources/sotu/sotu.jsonl"
@@ -29,105 +36,6 @@ JOB_KEYS = ("threads", "mem_mb", "runtime")
 # Stages that training writes, and so the stages that load an adapter (base and fewshot ask the
 # base model itself).
 TRAINED_STAGES = ("sft", "dpo")
-
-
-class Settings:
-    """A stage's settings: `params()` is the dict its rule passes to the script (sorted keys, so
-    that Snakemake, which compares params by repr, re-runs a job only when a value changes)."""
-
-    def params(self) -> dict[str, Any]:
-        return canonical(asdict(self))
-
-    @classmethod
-    def pick(cls, settings: dict[str, Any]) -> Settings:
-        """The fields of this stage out of a larger settings dict."""
-        return cls(**{field.name: settings[field.name] for field in fields(cls)})
-
-
-@dataclass(frozen=True)
-class LoadingSettings(Settings):
-    """How a variant's model is loaded (fetch, inference, perplexity): base, remote code, method.
-    Training hyperparameters are left out: a retrained stage reaches inference as a changed input,
-    and the base stage does not depend on them."""
-
-    base: str
-    revision: str | None
-    trust_remote_code: bool
-    cache_dir: str | None
-    method: str
-
-
-@dataclass(frozen=True)
-class SFTSettings(LoadingSettings):
-    """What an SFT run depends on: a change to a DPO key does not re-run SFT."""
-
-    lora_r: int
-    lora_alpha: float
-    lora_dropout: float
-    target_modules: str | list[str]
-    use_dora: bool
-    use_rslora: bool
-    neftune_noise_alpha: float | None
-    gradient_checkpointing: bool
-    chat_template: str | None
-    max_length: int
-    packing: bool
-    max_truncated_share: float
-    truncation_error: bool
-    learning_rate: float
-    lr_scheduler_type: str
-    warmup_steps: int
-    weight_decay: float
-    max_steps: int
-    per_device_batch_size: int
-    gradient_accumulation_steps: int
-    save_steps: int
-    save_total_limit: int
-    logging_steps: int
-    num_processes: int
-    precision: str
-
-
-@dataclass(frozen=True)
-class DPOSettings(SFTSettings):
-    """What a DPO run depends on: every SFT setting (DPO starts from that adapter) and the dpo_
-    keys. Also the settings of fetch_base and merge."""
-
-    dpo_beta: float
-    dpo_loss_type: str
-    dpo_learning_rate: float
-    dpo_max_steps: int
-    dpo_max_length: int | None
-
-
-@dataclass(frozen=True)
-class InferenceSettings(Settings):
-    """The `inference` section without job sizing (rule infer)."""
-
-    input: str
-    shards: int
-    mode: str
-    label_scoring: str
-    batch_size: int
-    batch_tokens: int
-    max_new_tokens: int
-    do_sample: bool
-    temperature: float
-    top_p: float
-    num_samples: int
-    stages: list[str]
-    fewshot_k: int
-    max_cut_share: float
-    precision: str
-
-
-@dataclass(frozen=True)
-class PerplexitySettings(Settings):
-    """The evaluation keys perplexity reads: the decision or bootstrap settings do not re-run it."""
-
-    perplexity_max_texts: int
-    perplexity_max_tokens: int
-    perplexity_batch_size: int
 
 
 @dataclass(frozen=True)
