@@ -28,10 +28,9 @@ try:
 except (OSError, ValueError) as error:
     raise WorkflowError(str(error)) from None
 # hpc.fit_error: a variant whose training cannot fit the GPUs stops the run here, before any job.
-if config["hpc"]["fit_error"] and PLAN.fit_problems():
-    raise WorkflowError(
-        "pre-flight (hpc.fit_error is on):\n  " + "\n  ".join(PLAN.fit_problems())
-    )
+FIT_PROBLEMS = PLAN.fit_problems() if config["hpc"]["fit_error"] else []
+if FIT_PROBLEMS:
+    raise WorkflowError("pre-flight (hpc.fit_error is on):\n  " + "\n  ".join(FIT_PROBLEMS))
 
 # Cluster jobs re-read this file in their own Snakemake process (exec mode remote or subprocess),
 # which then runs the job's script; setting the variables here makes every cluster job use the
