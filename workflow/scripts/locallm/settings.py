@@ -26,7 +26,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class LoadingSettings(Settings):
-    """How a variant's model is loaded (fetch, inference, perplexity): base, remote code, method.
+    """How a variant's model is loaded (infer, perplexity): base, revision, remote code, method.
     Training hyperparameters are left out: a retrained stage reaches inference as a changed input,
     and the base stage does not depend on them."""
 
