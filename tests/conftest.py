@@ -1,4 +1,7 @@
-"""Make the `locallm` library importable in tests, and share one workflow copy across tests."""
+"""Helpers of the workflow tests: a copy of the workflow per session, snakemake in a subprocess.
+
+`locallm` is imported from the environment (`pip install -r requirements.txt` installs it).
+"""
 
 import os
 import shutil
@@ -9,7 +12,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 WORKFLOW_FILES = ["Snakefile", "config", "workflow", "envs", "profiles"]
 

@@ -11,8 +11,8 @@ from locallm.tasks import sft_table
 
 
 def benchmark(name: str):
-    """The module benchmarks/<name>.py, imported by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    """The module performance/<name>.py, imported by path (performance/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "performance" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -104,9 +104,12 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
 
 def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workflow(capsys):
     rows = benchmark("dryrun_speed").main(["--sizes", "3", "--repeats", "1", "--baseline", "HEAD"])
-    assert [r["workflow"] for r in rows] == ["current", "baseline HEAD"]
-    assert all(r["shards"] == 3 and r["jobs"] > 3 and r["cpu"] > 0 for r in rows)
-    assert "linear bound" in capsys.readouterr().out
+    assert [r["workflow"] for r in rows] == ["current", "baseline HEAD"] * 2
+    test_config, sized = rows[:2], rows[2:]
+    assert all("shards" not in r and r["jobs"] > 30 and r["cpu"] > 0 for r in test_config)
+    assert all(r["shards"] == 3 and r["jobs"] > 3 and r["cpu"] > 0 for r in sized)
+    printed = capsys.readouterr().out
+    assert "linear bound" in printed and "config/test.yaml" in printed and "load average" in printed
 
 
 def test_smollm2_speed_times_each_method_in_both_dtypes_and_the_qlora_rss(tmp_path, capsys):

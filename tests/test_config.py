@@ -50,10 +50,43 @@ def test_variant_overrides_training_defaults_and_inherits_base():
     assert settings["method"] == config["training"]["method"]
 
 
-def test_variant_with_unknown_key_names_it():
-    config = with_defaults({"variants": {"v": {"lora_rank": 4}}})
-    with pytest.raises(KeyError, match="lora_rank"):
-        variant_settings(config, "v")
+def test_variant_with_unknown_key_fails_validation_naming_variant_and_key():
+    with pytest.raises(ValueError, match=r"config key variants\.v: .*'lora_rank'"):
+        with_defaults({"variants": {"v": {"lora_rank": 4}}})
+
+
+def test_variant_with_wrong_type_fails_validation_naming_the_key():
+    with pytest.raises(ValueError, match=r"config key variants\.v\.lora_r: 'eight'"):
+        with_defaults({"variants": {"v": {"lora_r": "eight"}}})
+    with pytest.raises(ValueError, match=r"config key variants\.v\.method: 'adapter'"):
+        with_defaults({"variants": {"v": {"method": "adapter"}}})
+
+
+def test_variant_may_set_the_base_with_the_model_sections_types():
+    config = with_defaults({"variants": {"v": {"base": "some/model", "revision": "abc"}}})
+    assert variant_settings(config, "v")["revision"] == "abc"
+    with pytest.raises(ValueError, match=r"variants\.v\.trust_remote_code"):
+        with_defaults({"variants": {"v": {"trust_remote_code": "yes"}}})
+
+
+def test_variants_get_no_defaults_of_their_own():
+    config = with_defaults({"variants": {"v": {"lora_r": 4}}})
+    assert config["variants"]["v"] == {"lora_r": 4}  # training's defaults stay in `training`
+    assert config["training"]["lora_r"] == 8
+
+
+def test_unknown_training_key_is_still_rejected():
+    with pytest.raises(ValueError, match=r"config key training: .*'lora_rank'"):
+        with_defaults({"training": {"lora_rank": 4}})
+
+
+def test_precision_and_batch_tokens_have_schema_defaults():
+    config = with_defaults({})
+    assert config["training"]["precision"] == "auto"
+    assert config["inference"]["precision"] == "auto"
+    assert config["inference"]["batch_tokens"] == 8192
+    with pytest.raises(ValueError, match=r"variants\.v\.precision"):
+        with_defaults({"variants": {"v": {"precision": "float16"}}})
 
 
 def test_config_readme_matches_schema():

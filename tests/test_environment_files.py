@@ -7,9 +7,16 @@ from conftest import ROOT
 
 
 def requirement_lines(text: str) -> list[str]:
-    """Requirement lines without comments and blank lines, in file order."""
+    """Requirement lines without comments, blank lines and the project itself (`-e .`)."""
     lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    return [line for line in lines if line]
+    return [line for line in lines if line and line != "-e ."]
+
+
+def test_requirements_txt_installs_the_locallm_package_from_this_checkout():
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert lines[-1] == "-e ."  # after the pins it depends on
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'name = "locallm"' in pyproject and 'packages = ["locallm"]' in pyproject
 
 
 def test_conda_env_lists_the_same_pins_as_requirements_txt():

@@ -88,6 +88,11 @@ def test_requirements_lock_pins_every_package():
     )
 
 
+def test_requirements_lock_leaves_out_locallm_which_the_rerun_installs_from_the_archive():
+    lock = requirements_lock({"locallm": "0.1.0", "pandas": "3.1.1"})
+    assert lock == "pandas==3.1.1\n"
+
+
 def test_archive_holds_code_replication_files_and_data_and_is_reproducible(
     repo, tmp_path, monkeypatch
 ):

@@ -165,7 +165,6 @@ def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(wor
 
 KILL_WHILE_SAVING = """
 import json, os, signal, sys
-sys.path.insert(0, {scripts!r})
 from transformers import Trainer
 from locallm import training
 
@@ -190,8 +189,7 @@ def kill_while_saving(function: str, kill_at: int, **kwargs) -> None:
     import subprocess
     import sys
 
-    scripts = str(Path(__file__).resolve().parents[1] / "workflow" / "scripts")
-    script = KILL_WHILE_SAVING.format(scripts=scripts, kill_at=kill_at)
+    script = KILL_WHILE_SAVING.format(kill_at=kill_at)
     result = subprocess.run(
         [sys.executable, "-c", script, function, json.dumps(kwargs)], capture_output=True, text=True
     )

@@ -16,7 +16,7 @@ import sys
 
 class BlockHeavyImports:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers"):
+        if name.split(".")[0] in ("torch", "transformers", "bitsandbytes", "peft", "trl"):
             raise ImportError(f"{name} imported while Snakemake plans the DAG")
         return None
 
@@ -25,11 +25,15 @@ sys.meta_path.insert(0, BlockHeavyImports())
 """
 
 
-def workflow_with_variants(tmp_path, variants: dict, auto_threads: bool = False):
+def workflow_with_variants(
+    tmp_path, variants: dict, auto_threads: bool = False, hpc: dict | None = None
+):
     """A copy of the workflow whose config/test.yaml has these variants (and default threads)."""
     workdir = copy_workflow(tmp_path / "workflow")
     config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     config["variants"] = variants
+    if hpc:
+        config["hpc"] = hpc
     if auto_threads:
         config["training"].pop("threads", None)
         config.get("inference", {}).pop("threads", None)
@@ -43,15 +47,16 @@ def planned_jobs(result: subprocess.CompletedProcess, rule: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-def test_the_dag_is_planned_without_torch_or_transformers(tmp_path):
+def test_the_dag_is_planned_without_torch_transformers_bitsandbytes_peft_or_trl(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(BLOCKER)
     env = {"PYTHONPATH": str(blocker)}
-    probe = subprocess.run(
-        [sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True
-    )
-    assert "imported while Snakemake plans the DAG" in probe.stderr  # the blocker works
+    for heavy in ("torch", "bitsandbytes", "peft", "trl"):
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import {heavy}"], env=env, capture_output=True, text=True
+        )
+        assert "imported while Snakemake plans the DAG" in probe.stderr  # the blocker works
 
     workdir = workflow_with_variants(
         tmp_path, {"qlora_r8": {"method": "qlora", "lora_r": 8}, "full": {"method": "full"}}
@@ -101,3 +106,20 @@ def test_auto_threads_share_the_cores_among_variants_so_their_jobs_overlap(tmp_p
     one = {"r8": {"method": "qlora", "lora_r": 8}}
     result = snakemake(workflow_with_variants(tmp_path / "one", one, auto_threads=True), "-n")
     assert planned_threads(result, "sft") == {2}  # a lone variant's job gets every core
+
+
+def test_hpc_fit_error_stops_the_dag_when_a_variant_cannot_fit_the_gpu(tmp_path):
+    small_gpu = {"gpu_memory_gb": 0.001, "fit_error": True}
+    variants = {"r8": {"method": "qlora", "lora_r": 8}}
+    result = snakemake(
+        workflow_with_variants(tmp_path / "error", variants, hpc=small_gpu), "-n", check=False
+    )
+    assert result.returncode != 0
+    printed = result.stdout + result.stderr
+    assert "hpc.fit_error is on" in printed
+    assert "variant r8 (builtin:tiny, qlora): estimated" in printed
+    assert planned_jobs(result, "sft") == 0
+
+    warn_only = {**small_gpu, "fit_error": False}
+    result = snakemake(workflow_with_variants(tmp_path / "warn", variants, hpc=warn_only), "-n")
+    assert planned_jobs(result, "sft") == 1

@@ -1,17 +1,17 @@
-# Config validation, wildcard constraints and input functions shared by every rule file.
+# Config validation, wildcard constraints and input functions shared by the rule files. They are thin
+# wrappers over locallm.plan, which works out what the DAG needs once per run (without torch).
 
-import functools
-import hashlib
-import os
+import mimetypes
 import sys
 
 from snakemake.utils import validate
 
-# The library decides which files a shard reads; the DAG asks it, so the two always agree.
-sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from locallm.builtin_models import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import canonical
 from locallm.config_checks import config_problems
-from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
+from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
+from locallm.fetching import go_offline
+from locallm.preflight import format_preflight, preflight_table
 
 validate(config, "../schemas/config.schema.yaml")
 # Sorted keys at every level, so that params (compared by repr) change only when values change.
@@ -24,85 +24,156 @@ CONFIG_PROBLEMS = config_problems(config)
 if CONFIG_PROBLEMS:
     raise WorkflowError("invalid config:\n  " + "\n  ".join(CONFIG_PROBLEMS))
 
+try:
+    PLAN = Plan(config, cores=workflow.resource_settings.cores)
+except (OSError, ValueError) as error:
+    raise WorkflowError(str(error)) from None
+# hpc.fit_error: a variant whose training cannot fit the GPUs stops the run here, before any job.
+FIT_PROBLEMS = PLAN.fit_problems() if config["hpc"]["fit_error"] else []
+if FIT_PROBLEMS:
+    raise WorkflowError("pre-flight (hpc.fit_error is on):\n  " + "\n  ".join(FIT_PROBLEMS))
 
-SHARDS = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
-SPLITS = ["train", "validation", "test"]
-VARIANTS = list(config["variants"])
+# Cluster jobs re-read this file in their own Snakemake process (exec mode remote or subprocess),
+# which then runs the job's script; setting the variables here makes every cluster job use the
+# local Hugging Face cache only, while fetch_base (a localrule, main process) still downloads.
+if not workflow.is_main_process and config["hpc"]["offline"]:
+    go_offline()
+# Printed by every run and dry-run of the main Snakemake process (not inside cluster jobs), before
+# any job is submitted; a model not fetched yet is listed as such.
+if workflow.is_main_process:
+    print(format_preflight(preflight_table(config, PLAN.variant_lengths)), file=sys.stderr)
+
+SHARDS = PLAN.shards
+INFER_SHARDS = PLAN.infer_shards
+VARIANTS = list(PLAN.variants)
+STAGES = PLAN.stages
+TOKENIZATIONS = PLAN.tokenizations
+BUILTIN_NAMES = [builtin_name(base) for base in BUILTIN_WHEELS]
+# `threads: auto`: a job that runs alone (bootstrap_base) gets every core; infer and perplexity jobs
+# share them among the variant x stage pairs.
+LONE_JOB_THREADS = PLAN.threads(config["training"]["threads"], 1)
+INFERENCE_THREADS = PLAN.inference_threads
+# Files of a trained stage's folder shown by `snakemake --report` (patterns need a wildcard).
+STAGE_REPORT_FILES = [
+    "{name,loss}.{ext,png}",
+    "{name,train_log}.{ext,tsv}",
+    "{name,run_info}.{ext,json}",
+    "{name,README}.{ext,md}",
+]
+# `snakemake --report` embeds each result with its MIME type; Python's table lacks Parquet, which
+# would otherwise be shown as text.
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 
 wildcard_constraints:
     shard=r"\d{3}",
-    split="train|validation|test",
+    split="|".join(SPLITS),
     variant="|".join(VARIANTS),
+    tokenization="|".join(TOKENIZATIONS),
+    stage="base|fewshot|sft|dpo",
 
 
-SOTU_JSONL = "resources/sotu/sotu.jsonl"
-
-
-# Cached: every ingest job's input function asks, and globbing once per job made planning quadratic.
-@functools.cache
-def corpus_files():
-    """The raw files to ingest: the exported demo corpus, or the user's globs (sorted, so stable)."""
-    if config["corpus"]["source"] == "sotu":
-        return [SOTU_JSONL]
-    return list(checked_files(tuple(config["corpus"]["paths"])))
-
-
-@functools.cache
-def checked_files(patterns):
-    """The files the globs match, each checked readable once per DAG build (not once per job)."""
-    try:
-        return tuple(corpus_paths(list(patterns)))
-    except (OSError, ValueError) as error:
-        raise WorkflowError(str(error)) from None
-
-
-def files_sharded_whole():
-    """True when each ingest shard reads whole files (at least as many files as shards)."""
-    return shards_by_file(len(corpus_files()), config["corpus"]["shards"])
-
-
-@functools.cache
-def files_of_shards():
-    """Every shard's raw files, hashed once per Snakemake run."""
-    return files_by_shard(corpus_files(), config["corpus"]["shards"])
-
-
+# Corpus and filtering.
 def ingest_files(wildcards):
-    """The raw files one ingest job reads: its own files, or all of them when records are strided."""
-    return list(files_of_shards()[int(wildcards.shard)])
+    return PLAN.ingest_files(wildcards.shard)
 
 
-def job_threads(setting, jobs_at_once):
-    """Threads of a job: a number from the config as it is; `auto` shares the cores given to
-    Snakemake (--cores) among the `jobs_at_once` independent jobs of its kind, so that they overlap
-    on a small machine, while a lone job (one variant) still gets every core. Without --cores (a
-    cluster run) auto is 1.
-    """
-    if setting != "auto":
-        return setting
-    cores = workflow.resource_settings.cores or 1
-    return max(1, cores // jobs_at_once)
+# Model half (model.smk).
+def variant_plan(wildcards):
+    return PLAN.variants[wildcards.variant]
 
 
-def settings_digest(*settings):
-    """A short hash of settings, for params whose change must re-run a rule."""
-    return hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
+def sft_settings(wildcards):
+    return variant_plan(wildcards).sft.params()
 
 
-def data_targets():
-    return [
-        "results/corpus/ingest_report.tsv",
-        "results/dedup/duplicates.parquet",
-        "results/clusters/summary.tsv",
-        "results/clusters/map.png",
-        "results/filtered/filter_report.tsv",
-        expand("results/splits/{split}.parquet", split=SPLITS),
-        "results/splits/split_report.tsv",
-    ]
+def training_settings(wildcards):
+    """SFT's settings and the dpo_ keys (rules dpo, merge, fetch_base)."""
+    return variant_plan(wildcards).dpo.params()
 
 
-def all_targets():
-    # model_targets(), evaluation_targets() and report_targets() are defined in model_common.smk,
-    # inference_common.smk and report_common.smk.
-    return data_targets() + model_targets() + evaluation_targets() + report_targets()
+def base_path(wildcards):
+    return variant_plan(wildcards).base_path
+
+
+def sft_input(wildcards):
+    return PLAN.sft_input(wildcards.variant)
+
+
+def dpo_input(wildcards):
+    return PLAN.dpo_input(wildcards.variant)
+
+
+def merge_input(wildcards):
+    return PLAN.merge_input(wildcards.variant, wildcards.stage)
+
+
+def checkpoint_folder(wildcards, output):
+    """Checkpoints of a training stage, outside its output so they survive a failed job."""
+    return output[0].replace("results/models/", "results/checkpoints/", 1)
+
+
+def tokenize_input(wildcards):
+    return PLAN.tokenize_input(wildcards.tokenization)
+
+
+def tokenize_settings(wildcards):
+    return PLAN.tokenize_settings(wildcards.tokenization)
+
+
+def tokenize_base_path(wildcards):
+    return PLAN.tokenizing_variant(wildcards.tokenization).base_path
+
+
+def gguf_input(wildcards):
+    return PLAN.gguf_input(wildcards.gguf)
+
+
+def builtin_base(wildcards):
+    """`builtin:NAME` of the fetch_builtin job for resources/builtin/NAME.gguf."""
+    return f"builtin:{wildcards.builtin}"
+
+
+def preference_input(wildcards):
+    return PLAN.preference_input(wildcards.split)
+
+
+def training_threads(wildcards):
+    return PLAN.training_resources(wildcards.variant)["threads"]
+
+
+def training_mem_mb(wildcards):
+    return PLAN.training_resources(wildcards.variant)["mem_mb"]
+
+
+def training_runtime(wildcards):
+    return PLAN.training_resources(wildcards.variant)["runtime"]
+
+
+def training_gpus(wildcards):
+    return PLAN.training_resources(wildcards.variant)["gpu"]
+
+
+def training_gpu_mem_mb(wildcards):
+    return PLAN.training_resources(wildcards.variant)["gpu_mem_mb"]
+
+
+# Inference and evaluation (inference.smk, evaluation.smk).
+def loading_settings(wildcards):
+    return variant_plan(wildcards).loading.params()
+
+
+def infer_input(wildcards):
+    return PLAN.infer_input(wildcards.variant, wildcards.stage)
+
+
+def perplexity_input(wildcards):
+    return PLAN.perplexity_input(wildcards.variant, wildcards.stage)
+
+
+def inference_gpus(wildcards):
+    return PLAN.gpu_resources(wildcards.variant, "infer")["gpu"]
+
+
+def inference_gpu_mem_mb(wildcards):
+    return PLAN.gpu_resources(wildcards.variant, "infer").get("gpu_mem_mb", 0)

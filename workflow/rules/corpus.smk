@@ -32,7 +32,7 @@ rule ingest:
     threads: 1
     params:
         settings=config["corpus"],
-        whole_files=files_sharded_whole(),
+        whole_files=PLAN.files_sharded_whole,
     script:
         "../scripts/ingest.py"
 

@@ -1,6 +1,6 @@
 # Rules of evaluation: perplexity per variant x stage on the validation split, then one evaluate
 # job comparing every variant x stage with the gold labels and the baselines.
-# Input functions and evaluation_targets(): inference_common.smk.
+# Input functions: common.smk.
 
 
 rule perplexity:
@@ -21,7 +21,7 @@ rule perplexity:
         gpu=inference_gpus,
         gpu_mem_mb=inference_gpu_mem_mb,
     params:
-        settings=perplexity_settings(),
+        settings=PLAN.perplexity_settings.params(),
         model=loading_settings,
         seed=config["seed"],
     script:
@@ -30,12 +30,8 @@ rule perplexity:
 
 rule evaluate:
     input:
-        predictions=expand(
-            "results/predictions/{variant}/{stage}.parquet",
-            variant=VARIANTS,
-            stage=STAGES,
-        ),
-        perplexities=perplexity_tables(),
+        predictions=PLAN.predictions,
+        perplexities=PLAN.perplexity_tables,
         train="results/splits/train.parquet",
     output:
         metrics=report(

@@ -3,22 +3,12 @@
 # rejected.
 
 
-# All shards' cluster assignments when a per-cluster or per-group cap is set (caps count
-# corpus-wide).
-CAP_ASSIGNMENTS = (
-    expand("results/clusters/assignments/{shard}.parquet", shard=SHARDS)
-    if config["filter"]["cluster_cap"] is not None
-    or config["filter"]["group_cap"] is not None
-    else []
-)
-
-
 rule filter:
     input:
         corpus="results/corpus/{shard}.parquet",
         duplicates="results/dedup/duplicates.parquet",
         clusters="results/clusters/assignments/{shard}.parquet",
-        all_clusters=CAP_ASSIGNMENTS,
+        all_clusters=PLAN.cap_assignments(),
     output:
         kept="results/filtered/{shard}.parquet",
         rejects="results/filtered/rejects/{shard}.parquet",

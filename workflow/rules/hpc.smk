@@ -1,25 +1,6 @@
 # Rules for clusters: fetch each variant's base model on the login node (compute nodes often have
 # no internet), and the pre-flight table: size, context, chat template, licence, GPU fit per variant.
-
-import sys
-
-sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.fetching import go_offline
-from locallm.preflight import format_preflight, preflight_table
-
-# Each variant's tokenize length report: pre-flight shows its longest example once it exists.
-PREFLIGHT_LENGTHS = {v: f"{tokenized_dir(v)}/lengths.tsv" for v in VARIANTS}
-
-# Cluster jobs re-read this file in their own Snakemake process (exec mode remote or subprocess),
-# which then runs the rule's script: setting the variables here makes every cluster job use the
-# local Hugging Face cache only, while fetch_base (a localrule, main process) still downloads.
-if not workflow.is_main_process and config["hpc"]["offline"]:
-    go_offline()
-
-# Printed by every run and dry-run of the main Snakemake process (not inside cluster jobs), before
-# any job is submitted; a model not fetched yet is listed as such.
-if workflow.is_main_process:
-    print(format_preflight(preflight_table(config, PREFLIGHT_LENGTHS)), file=sys.stderr)
+# The table is also printed by every run (common.smk).
 
 
 rule fetch_base:
@@ -58,6 +39,5 @@ rule preflight:
     params:
         # The sections the table reads: model, training, variants, hpc.
         config={k: config[k] for k in ("model", "training", "variants", "hpc")},
-        lengths=PREFLIGHT_LENGTHS,
     script:
         "../scripts/preflight.py"

@@ -1,8 +1,5 @@
 # Rules of batched inference: infer per variant x stage x shard, then gather per variant x stage.
-# Their input functions and evaluation_targets() live in inference_common.smk.
-
-
-include: "inference_common.smk"
+# Their input functions live in common.smk.
 
 
 rule infer:
@@ -23,10 +20,10 @@ rule infer:
         gpu=inference_gpus,
         gpu_mem_mb=inference_gpu_mem_mb,
     params:
-        settings=inference_settings(),
+        settings=PLAN.inference_settings.params(),
         task=config["task"],
         model=loading_settings,
-        metadata=prediction_metadata(),
+        metadata=PLAN.prediction_metadata,
         seed=config["seed"],
     script:
         "../scripts/infer.py"

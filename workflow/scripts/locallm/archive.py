@@ -32,13 +32,15 @@ WORKFLOW_PATHS = [
     "pyproject.toml",
 ]
 REPLICATION = "replication"
+# The package this repository installs (pyproject.toml); not on any index.
+PROJECT = "locallm"
 RERUN = """# Rerunning this archive
 
 Made from git commit {commit} ({tree}).
 
     tar -xzf {archive} && cd {root}
     python3.11 -m venv .venv && . .venv/bin/activate
-    pip install -r {replication}/requirements.lock   # or: pip install -r requirements.txt
+    pip install -r {replication}/requirements.lock -e .   # or: pip install -r requirements.txt
     snakemake --cores all --configfile {replication}/config.yaml
     sha256sum -c <(awk -F'\\t' 'NR>1 {{print $4"  "$2}}' {replication}/checksums.tsv)
 
@@ -71,8 +73,11 @@ def code_files(repo: str | os.PathLike) -> list[Path]:
 
 
 def requirements_lock(packages: dict[str, str]) -> str:
-    """`name==version` lines (pip's requirements format) from environment.json's package list."""
-    return "".join(f"{name}=={version}\n" for name, version in sorted(packages.items()))
+    """`name==version` lines (pip's requirements format) from environment.json's package list,
+    without locallm itself: the rerun installs it from the archive's code (`-e .`), not an index."""
+    return "".join(
+        f"{name}=={version}\n" for name, version in sorted(packages.items()) if name != PROJECT
+    )
 
 
 def data_paths(files: list[str]) -> list[Path]:

@@ -78,19 +78,10 @@ def variant_settings(config: dict[str, Any], variant: str) -> dict[str, Any]:
     if variant not in config["variants"]:
         allowed = ", ".join(sorted(config["variants"]))
         raise KeyError(f"unknown variant {variant!r}; config `variants` has: {allowed}")
+    # The schema's $defs/training_options has already rejected unknown keys and wrong types.
     settings = {**config["training"], **config["variants"][variant]}
     for key in ("base", "revision", "trust_remote_code"):
         settings.setdefault(key, config["model"][key])
-    unknown = (
-        set(config["variants"][variant])
-        - set(config["training"])
-        - {"base", "revision", "trust_remote_code"}
-    )
-    if unknown:
-        raise KeyError(
-            f"config variants.{variant}: unknown key(s) {sorted(unknown)}; "
-            f"allowed: base, revision, trust_remote_code, {', '.join(sorted(config['training']))}"
-        )
     return settings
 
 
@@ -108,10 +99,21 @@ def tokenization_id(config: dict[str, Any], variant: str) -> str:
     return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 
-def _rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:
+def _properties(schema: dict, root: dict) -> dict[str, dict]:
+    """The options of `schema`, each merged with its shared definition (`$ref` into `$defs`)."""
+    shared = {}
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/$defs/")
+        shared = root["$defs"][name].get("properties", {})
+    own = schema.get("properties", {})
+    return {name: {**shared.get(name, {}), **own.get(name, {})} for name in {**shared, **own}}
+
+
+def _rows(schema: dict, prefix: str = "", root: dict | None = None) -> list[tuple[str, str, str]]:
     """(key, default, description) for every option of `schema`, depth first."""
+    root = root or schema
     rows = []
-    for name, prop in schema.get("properties", {}).items():
+    for name, prop in _properties(schema, root).items():
         key = f"{prefix}{name}"
         default = prop.get("default", "")
         if not (isinstance(default, dict) and prop.get("properties")):
@@ -122,7 +124,7 @@ def _rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str]]:
             rows.append((key, shown, description.strip()))
         else:
             rows.append((key, "", " ".join(prop.get("description", "").split())))
-        rows.extend(_rows(prop, prefix=f"{key}."))
+        rows.extend(_rows(prop, prefix=f"{key}.", root=root))
     return rows
 
 

@@ -1,7 +1,7 @@
 """Inference speed: batched length-sorted generation vs transformers' pipeline one prompt at a time,
 and label scoring (classify) vs generate + parse, on the same model and prompts.
 
-    python benchmarks/inference_speed.py [--config config/config.yaml]
+    python performance/inference_speed.py [--config config/config.yaml]
 
 The task (prompt, label column, labels) is the config's; its passages come from the demo corpus
 (State of the Union addresses), so the label column must be one of theirs (sotu_type, party).
@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from locallm.config import load_config  # noqa: E402
 from locallm.inference import generate_texts, predict, render_prompts  # noqa: E402

@@ -2,7 +2,7 @@
 
 Usage (from the repository root, after `snakemake --cores 2 results/corpus/ingest_report.tsv`):
 
-    python benchmarks/data_throughput.py [--config config/config.yaml] [--baseline-docs 2000]
+    python performance/data_throughput.py [--config config/config.yaml] [--baseline-docs 2000]
 
 Baseline side by side: datasketch's MinHash, one `update` per shingle (the usual Python loop) and
 its `update_batch`, on the same normalised shingles, against locallm's vectorised signatures.
@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 import pandas as pd  # noqa: E402
 from datasketch import MinHash  # noqa: E402

@@ -1,17 +1,20 @@
-"""Dry-run (DAG planning) time against corpus size: `snakemake -n` at 100, 300 and 1,000 shards.
+"""Dry-run (DAG planning) time: `snakemake -n` on config/test.yaml, and at 100, 300, 1,000 shards.
 
-    python benchmarks/dryrun_speed.py --baseline main       # --sizes 100 300 1000 --repeats 3
+    python performance/dryrun_speed.py --baseline main       # --sizes 100 300 1000 --repeats 3
 
-For each size it writes a corpus of one small CSV file per shard and a config with 4 variants (the
-rest from config/test.yaml), then times `snakemake -n` in a fresh copy of the workflow: the median
-wall time of `--repeats` runs. With `--baseline REF` the same is timed on the workflow of that git
-commit, side by side. Planning should grow linearly: seconds per 1,000 jobs should stay flat as the
-DAG grows, and the growth in seconds should stay at or under the growth in jobs (the linear bound).
+First `snakemake -n --configfile config/test.yaml` (the CI config, as shipped; target: at most
+3 s). Then, for each size, it writes a corpus of one small CSV file per shard and a config with 4
+variants (the rest from config/test.yaml), then times `snakemake -n` in a fresh copy of the
+workflow: the median wall time of `--repeats` runs. With `--baseline REF` the same is timed on the
+workflow of that git commit, side by side; the machine's load is printed before and after.
+Planning should grow linearly: seconds per 1,000 jobs should stay flat as the DAG grows, and the
+growth in seconds should stay at or under the growth in jobs (the linear bound).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import shutil
@@ -99,13 +102,29 @@ def time_dry_run(workflow: Path, config: Path, repeats: int) -> tuple[float, flo
     return statistics.median(seconds), statistics.median(cpu_seconds), jobs
 
 
-def measure(sizes: list[int], repeats: int, baseline: str | None, work: Path) -> list[dict]:
-    """One row per size and workflow (current, and the baseline commit when given)."""
+def measure_test_config(workflows: dict[str, Path], repeats: int, work: Path) -> list[dict]:
+    """One row per workflow: `snakemake -n` on its own config/test.yaml."""
+    rows = []
+    for name, folder in workflows.items():
+        run_dir = work / f"run_{name.split()[0]}_test"
+        shutil.copytree(folder, run_dir)
+        wall, cpu, jobs = time_dry_run(run_dir, Path("config/test.yaml"), repeats)
+        rows.append({"workflow": name, "jobs": jobs, "wall": wall, "cpu": cpu})
+    return rows
+
+
+def workflow_copies(baseline: str | None, work: Path) -> dict[str, Path]:
+    """The current workflow, and the baseline commit's when given, copied under `work`."""
     workflows = {"current": work / "current"}
     copy_current(workflows["current"])
     if baseline:
         workflows[f"baseline {baseline}"] = work / "baseline"
         copy_commit(baseline, workflows[f"baseline {baseline}"])
+    return workflows
+
+
+def measure(sizes: list[int], repeats: int, workflows: dict[str, Path], work: Path) -> list[dict]:
+    """One row per size and workflow (current, and the baseline commit when given)."""
     rows = []
     for shards in sizes:
         corpus_dir = work / f"corpus_{shards}"
@@ -120,6 +139,30 @@ def measure(sizes: list[int], repeats: int, baseline: str | None, work: Path) ->
                 {"workflow": name, "shards": shards, "jobs": jobs, "wall": wall, "cpu": cpu}
             )
     return rows
+
+
+def format_test_table(rows: list[dict]) -> str:
+    """Markdown: config/test.yaml's dry-run per workflow, wall and CPU, beside the 3 s target."""
+    current = next(r for r in rows if r["workflow"] == "current")
+    lines = [
+        "| workflow (config/test.yaml) | jobs | wall s | CPU s | target wall s "
+        "| speed-up of current (wall) | speed-up of current (CPU) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        wall_up = "" if r is current else f"{r['wall'] / current['wall']:.2f}×"
+        cpu_up = "" if r is current else f"{r['cpu'] / current['cpu']:.2f}×"
+        lines.append(
+            f"| {r['workflow']} | {r['jobs']} | {r['wall']:.1f} | {r['cpu']:.1f} | ≤ 3 "
+            f"| {wall_up} | {cpu_up} |"
+        )
+    return "\n".join(lines)
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes) and its cores, for the table's context."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -154,10 +197,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if max(args.sizes) > 1000:
         parser.error("--sizes: at most 1000 (shard names have three digits)")
+    print(f"before: {load()}")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(args.sizes, args.repeats, args.baseline, Path(tmp))
+        workflows = workflow_copies(args.baseline, Path(tmp))
+        test_rows = measure_test_config(workflows, args.repeats, Path(tmp))
+        rows = measure(args.sizes, args.repeats, workflows, Path(tmp))
+    print(format_test_table(test_rows))
+    print()
     print(format_table(rows))
-    return rows
+    print(f"after: {load()}")
+    return test_rows + rows
 
 
 if __name__ == "__main__":

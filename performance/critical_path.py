@@ -1,6 +1,6 @@
 """A finished run's wall time against its critical path and its serial time, from its own records.
 
-    python benchmarks/critical_path.py RUN_DIR --log RUN_DIR/run.log [RUN_DIR2 --log ...]
+    python performance/critical_path.py RUN_DIR --log RUN_DIR/run.log [RUN_DIR2 --log ...]
 
 Per-job wall seconds come from Snakemake's `benchmark:` files (RUN_DIR/benchmarks/<rule>/...tsv);
 the rule graph from `snakemake --rulegraph` in RUN_DIR. The critical path is the longest chain of

@@ -1,7 +1,7 @@
 """SFT training throughput with and without packing, on the demo's SFT table and base.
 
     snakemake --cores 2 results/models/base results/sft_data/train.parquet   # once
-    python benchmarks/sft_throughput.py --method full --steps 10
+    python performance/sft_throughput.py --method full --steps 10
 
 Prints real (non-padding) training tokens per second of wall time and per CPU second; on a shared
 machine the CPU figure is the one to compare. Beside packing's ratio it prints its bound: the share
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 import locallm.training  # noqa: E402
 from locallm.config import load_config, variant_settings  # noqa: E402

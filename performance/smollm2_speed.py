@@ -3,7 +3,7 @@ peak RSS of a QLoRA SFT step against locallm.estimate's figure for the same shap
 
     snakemake --cores 2 --configfile config/smollm2.yaml \
         results/models/converted/smollm2-135m-instruct   # once
-    python benchmarks/smollm2_speed.py --threads 2 --batch 4 --seq 128 --steps 2
+    python performance/smollm2_speed.py --threads 2 --batch 4 --seq 128 --steps 2
 
 1. Forward (what classify does): a batch of `--batch` x `--seq` tokens, one forward pass without
    gradients, in float32 and under torch.autocast("cpu", dtype=torch.bfloat16).
@@ -36,7 +36,6 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from locallm.config import load_config, variant_settings  # noqa: E402
 from locallm.estimate import (  # noqa: E402
