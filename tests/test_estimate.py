@@ -1,10 +1,13 @@
 """The GPU and host memory estimators against published figures and measured structure."""
 
+from dataclasses import replace
+
 import pytest
 from locallm.config import variant_settings, with_defaults
 from locallm.estimate import (
     GB,
     activation_bytes,
+    estimate_host_training,
     estimate_training,
     gpu_resources,
     layer_saved_elements,
@@ -130,3 +133,49 @@ def test_layer_activations_are_what_autograd_keeps_per_layer(method, lora_dropou
     )
     estimate = layer_saved_elements(shape_from_config(TINY_LLAMA), method, 4, lora_dropout > 0)
     assert estimate == pytest.approx(layer, rel=0.02)
+
+
+SMOLLM2 = ModelShape(49152, 576, 1536, 30, 9, 3, 64, tie_word_embeddings=True)
+
+
+def test_host_estimate_counts_a_checkpoint_in_the_compute_dtype_once():
+    # A float32 file is mapped and its pages are the parameters; a bf16 one is converted to fp32.
+    fp32 = estimate_host_training(SMOLLM2, "lora", seq_len=128, batch_size=2)
+    assert fp32.checkpoint == SMOLLM2.params * 4 and fp32.weights == 0
+    bf16 = replace(SMOLLM2, checkpoint_dtype="bfloat16")
+    converted = estimate_host_training(bf16, "lora", seq_len=128, batch_size=2)
+    assert converted.checkpoint == SMOLLM2.params * 2 and converted.weights == SMOLLM2.params * 4
+
+
+def test_host_estimate_of_qlora_adds_the_nf4_weights_to_the_mapped_checkpoint():
+    qlora = estimate_host_training(SMOLLM2, "qlora", seq_len=128, batch_size=2)
+    lora = estimate_host_training(SMOLLM2, "lora", seq_len=128, batch_size=2)
+    assert qlora.weights == pytest.approx(SMOLLM2.linear_params * (0.5 + 0.127 / 8), rel=1e-3)
+    assert qlora.total - lora.total == pytest.approx(qlora.weights)
+
+
+def test_host_estimate_with_checkpointing_keeps_each_layer_input_and_one_layer():
+    kwargs = {"seq_len": 256, "batch_size": 4, "lora_r": 16}
+    kept = estimate_host_training(SMOLLM2, "qlora", **kwargs).activations
+    recomputed = estimate_host_training(
+        SMOLLM2, "qlora", gradient_checkpointing=True, **kwargs
+    ).activations
+    assert kept == 1024 * 30 * layer_saved_elements(SMOLLM2, "qlora", 16, True) * 4
+    assert recomputed == 1024 * (30 * 576 + layer_saved_elements(SMOLLM2, "qlora", 16, True)) * 4
+
+
+def test_host_estimate_of_the_vocabulary_projection_stops_growing_at_one_tile():
+    def head(batch):
+        return estimate_host_training(SMOLLM2, "lora", seq_len=1024, batch_size=batch).logits
+
+    assert head(2) == 2 * head(1)
+    assert head(4) == head(8) == 7 * 4096 * 32768 * 4
+
+
+def test_host_estimate_of_full_training_peaks_with_activations_or_gradients_not_both():
+    estimate = estimate_host_training(SMOLLM2, "full", seq_len=128, batch_size=2)
+    assert estimate.trained_states == 8 * SMOLLM2.params  # AdamW's two moments
+    assert estimate.gradients == 4 * SMOLLM2.params
+    above_weights = estimate.step - estimate.load - estimate.trained_states
+    assert above_weights == max(estimate.gradients, estimate.activations + estimate.logits)
+    assert estimate.total == estimate.libraries + max(estimate.load, estimate.step)

@@ -64,6 +64,12 @@ class Estimate:
         return self.weights + self.trained_states
 
 
+def nf4_bytes(shape: ModelShape, double_quant: bool = True) -> float:
+    """Bytes of the linear layers' weights in NF4, with their quantization constants."""
+    overhead = NF4_DOUBLE_QUANT_OVERHEAD if double_quant else NF4_SINGLE_QUANT_OVERHEAD
+    return shape.linear_params * (BYTES_PER_PARAM["nf4"] + overhead)
+
+
 def weight_bytes(shape: ModelShape, method: str, double_quant: bool = True) -> float:
     """Bytes of the model's weights on the GPU for a training or inference method.
 
@@ -73,10 +79,7 @@ def weight_bytes(shape: ModelShape, method: str, double_quant: bool = True) -> f
     if method in ("full", "lora"):
         return shape.params * BYTES_PER_PARAM["bf16"]
     if method == "qlora":
-        nf4 = BYTES_PER_PARAM["nf4"] + (
-            NF4_DOUBLE_QUANT_OVERHEAD if double_quant else NF4_SINGLE_QUANT_OVERHEAD
-        )
-        return shape.linear_params * nf4 + shape.unquantized_params * BYTES_PER_PARAM["fp32"]
+        return nf4_bytes(shape, double_quant) + shape.unquantized_params * BYTES_PER_PARAM["fp32"]
     raise ValueError(f"method {method!r}: allowed values are {', '.join(METHODS)}")
 
 
@@ -138,10 +141,18 @@ def estimate_inference(
 
 
 # Host memory of training on the CPU, where the workflow trains in float32 (models.compute_dtype).
-# Measured as its own quantity, not fitted: RSS of a process that has imported torch 2.13,
-# transformers 5.24, peft, trl, datasets and bitsandbytes, before it loads a model.
-HOST_LIBRARIES_BYTES = 0.5 * GB
+# Measured as its own quantity, not fitted: RSS of an SFT job before it loads the model (torch 2.13,
+# transformers 5.24, peft, trl, datasets, bitsandbytes imported; tokenizer and data read):
+# 550 MB with builtin:tiny, 600 MB with SmolLM2 (benchmarks/smollm2_memory.py, column imports_mb).
+HOST_LIBRARIES_BYTES = 0.6 * GB
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# TRL's SFT loss projects onto the vocabulary in tiles of at most 4,096 tokens x 32,768 entries
+# (trl.kernels.chunked_logprob), never the whole logits; its CPU path holds about seven tiles at
+# once in the backward pass (the tile, its scaled copy, log-probabilities, probabilities, gradient
+# and two temporaries).
+HEAD_TILE_TOKENS = 4096
+HEAD_TILE_VOCAB = 32768
+HEAD_TILES = 7
 
 
 @dataclass(frozen=True)
@@ -237,14 +248,16 @@ def estimate_host_training(
         activations = tokens * (shape.num_layers * shape.hidden_size * compute + per_layer)
     else:
         activations = tokens * shape.num_layers * per_layer
-    # The file is memory-mapped while loading; its pages stay mapped (and resident) with it.
-    checkpoint = shape.params * DTYPE_BYTES.get(shape.checkpoint_dtype, 4)
+    # The file is memory-mapped while loading, and stays mapped: a parameter stored in the dtype it
+    # is used in is the file's page itself (copied on write), so it takes no memory of its own.
+    stored = DTYPE_BYTES.get(shape.checkpoint_dtype, 4)
+    checkpoint = shape.params * stored
     if method == "qlora":
-        weights = weight_bytes(shape, "qlora")
-    elif DTYPE_BYTES.get(shape.checkpoint_dtype, 4) == compute:
-        weights = 0.0  # the parameters are the mapped checkpoint's pages (copied on write)
+        weights = nf4_bytes(shape) + (
+            0 if stored == compute else shape.unquantized_params * compute
+        )
     else:
-        weights = shape.params * compute
+        weights = 0.0 if stored == compute else shape.params * compute
     trained = shape.params if method == "full" else shape.lora_params(lora_r)
     return HostEstimate(
         libraries=HOST_LIBRARIES_BYTES,
@@ -254,8 +267,10 @@ def estimate_host_training(
         trained_states=trained * (8 if method == "full" else 12),
         gradients=trained * 4,
         activations=activations,
-        # The logits, their log-softmax (kept for the loss) and its gradient, over the vocabulary.
-        logits=3 * tokens * shape.vocab_size * compute,
+        logits=HEAD_TILES
+        * min(tokens, HEAD_TILE_TOKENS)
+        * min(shape.vocab_size, HEAD_TILE_VOCAB)
+        * compute,
     )
 
 
