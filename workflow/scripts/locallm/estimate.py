@@ -1,4 +1,5 @@
-"""GPU memory of training and inference from a model's shape, by the rules of Transformer Math 101.
+"""GPU memory of training and inference from a model's shape, by the rules of Transformer Math 101,
+and the host memory (RSS) of training on the CPU (estimate_host_training).
 
 Sources: Anthony et al., "Transformer Math 101" (EleutherAI blog, 2023) for bytes per parameter,
 optimizer states and activations (after Korthikanti et al. 2022); Dettmers et al., "QLoRA" (2023)
