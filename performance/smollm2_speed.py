@@ -1,5 +1,4 @@
-"""SmolLM2 on the CPU: forward and training-step speed, float32 against bfloat16 autocast, and the
-peak RSS of a QLoRA SFT step against locallm.estimate's figure for the same shape.
+"""SmolLM2 on the CPU: forward and training-step speed, float32 against bfloat16 autocast.
 
     snakemake --cores 2 --configfile config/smollm2.yaml \
         results/models/converted/smollm2-135m-instruct   # once
@@ -10,8 +9,6 @@ peak RSS of a QLoRA SFT step against locallm.estimate's figure for the same shap
 2. One training step (forward + backward + AdamW step) per method, loaded as the workflow loads it
    (locallm.models.load_stage_model, so QLoRA has real 4-bit NF4 layers from bitsandbytes, and
    locallm.training.lora_config for the adapters: r 16, all-linear), float32 and bf16 autocast.
-3. Peak RSS of a QLoRA SFT step, run in a child process (resource.getrusage(RUSAGE_CHILDREN)),
-   beside locallm.estimate.estimate_training's figure for that shape, method, batch and sequence.
 
 The tokens are drawn at random from the vocabulary with a fixed seed: speed does not depend on them.
 Prints tokens per second of wall time and per CPU second (time.process_time, all threads); on a
@@ -23,11 +20,6 @@ second); its bound is what bf16 can win at most if every matmul ran at twice the
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import resource
-import subprocess
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -38,12 +30,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from locallm.config import load_config, variant_settings  # noqa: E402
-from locallm.estimate import (  # noqa: E402
-    MB,
-    estimate_training,
-    read_model_config,
-    shape_from_config,
-)
 from locallm.models import load_stage_model  # noqa: E402
 from locallm.training import lora_config  # noqa: E402
 
@@ -148,52 +134,6 @@ def speed_rows(base: str, config: dict, args) -> list[dict]:
     return rows
 
 
-def rss_child(args) -> None:
-    """One float32 QLoRA SFT step (the workflow's CPU precision); prints its RSS figures (MB)."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    config = load_config(args.config)
-    model = load(args.base, method_settings(config, "qlora"))
-    model.train()
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ids = batch_ids(model, args.batch, args.seq)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    train_step(model, optimizer, ids, "float32")()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"imports_mb": before, "loaded_mb": loaded, "peak_mb": peak}))
-
-
-def rss_row(base: str, config: dict, args) -> dict:
-    """Peak RSS of a QLoRA step in a child process, beside the estimate for that shape."""
-    command = [sys.executable, __file__, "--rss-child", "--base", base, "--config", args.config,
-               "--batch", str(args.batch), "--seq", str(args.seq),
-               "--threads", str(args.threads)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"QLoRA RSS child failed:\n{done.stderr[-3000:]}")
-    child = json.loads(done.stdout.strip().splitlines()[-1])
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    settings = method_settings(config, "qlora")
-    shape = shape_from_config(read_model_config(base))
-    estimate = estimate_training(
-        shape,
-        "qlora",
-        seq_len=args.seq,
-        batch_size=args.batch,
-        lora_r=settings["lora_r"],
-        gradient_checkpointing=settings["gradient_checkpointing"],
-        overhead_gb=config["hpc"]["cuda_overhead_gb"],
-    )
-    return {
-        "peak_rss_mb": round(peak_mb),
-        "rss_after_imports_mb": round(child["imports_mb"]),
-        "rss_after_load_mb": round(child["loaded_mb"]),
-        "estimate_mb": math.ceil(estimate.total / MB),
-        "estimate_overhead_mb": round(estimate.overhead / MB),
-        "estimate_weights_mb": round(estimate.weights / MB),
-        "ratio": round(peak_mb / (estimate.total / MB), 2),
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
@@ -205,16 +145,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before each timing")
     parser.add_argument("--methods", nargs="+", choices=["qlora", "lora", "full"],
                         default=["qlora", "lora", "full"])  # fmt: skip
-    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.rss_child:
-        rss_child(args)
-        return {}
-
     config = load_config(args.config)
-    memory = rss_row(args.base, config, args)  # first: nothing else has run in a child yet
     table = pd.DataFrame(speed_rows(args.base, config, args))
     float32 = table[table.dtype == "float32"].set_index("measure").tokens_per_cpu_s
     table["ratio_cpu"] = (table.tokens_per_cpu_s / table.measure.map(float32)).round(2)
@@ -224,14 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{args.threads} thread(s); ratio_cpu: bf16 autocast over float32, per CPU second"
     )
     print(table.to_markdown(index=False))
-    print()
-    print(
-        f"QLoRA SFT step (float32, batch {args.batch} x {args.seq}): peak RSS "
-        f"{memory['peak_rss_mb']} MB against locallm.estimate's {memory['estimate_mb']} MB "
-        f"(ratio {memory['ratio']:.2f}; target 0.85-1.15)"
-    )
-    print(pd.DataFrame([memory]).to_markdown(index=False))
-    return {"speed": table, "memory": memory}
+    return {"speed": table}
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workfl
     assert "linear bound" in printed and "config/test.yaml" in printed and "load average" in printed
 
 
-def test_smollm2_speed_times_each_method_in_both_dtypes_and_the_qlora_rss(tmp_path, capsys):
+def test_smollm2_speed_times_each_method_in_both_dtypes(tmp_path, capsys):
     texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(20)]
     tokenizer = train_tokenizer(texts, vocab_size=300)
     tiny = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 4,
@@ -128,8 +128,24 @@ def test_smollm2_speed_times_each_method_in_both_dtypes_and_the_qlora_rss(tmp_pa
     assert table.dtype.tolist() == ["float32", "bfloat16"] * 4
     assert (table[["tokens_per_s", "tokens_per_cpu_s", "ratio_cpu"]] > 0).all().all()
     assert (table[table.dtype == "float32"].ratio_cpu == 1.0).all()
-    memory = result["memory"]
-    assert memory["peak_rss_mb"] >= memory["rss_after_load_mb"] > 0
-    assert memory["estimate_mb"] > 0 and memory["ratio"] > 0
-    printed = capsys.readouterr().out
-    assert "| forward (classify) |" in printed and "peak RSS" in printed
+    assert "| forward (classify) |" in capsys.readouterr().out
+
+
+def test_smollm2_memory_runs_an_sft_job_per_method_beside_the_host_estimate(tmp_path, capsys):
+    texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(20)]
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 4,
+            "context_length": 128}  # fmt: skip
+    save_base(tiny_model(tokenizer, tiny, seed=0), tokenizer, tmp_path / "base")
+    table = benchmark("smollm2_memory").main(
+        ["--base", str(tmp_path / "base"), "--shapes", "2x16", "--methods", "qlora", "full",
+         "--steps", "1", "--threads", "1"]
+    )  # fmt: skip
+    assert table[["method", "shape"]].values.tolist() == [["qlora", "2x16"], ["full", "2x16"]]
+    # Each phase was sampled, and the high-water mark is at least every phase's peak.
+    phases = table[["imports_mb", "load_mb", "train_mb", "save_mb"]]
+    assert (phases > 0).all().all()
+    assert (table.peak_mb >= phases.max(axis=1)).all()
+    assert (table.estimate_mb >= table.est_libraries_mb).all()
+    assert ((table.ratio - table.peak_mb / table.estimate_mb).abs() < 0.01).all()
+    assert "0.85-1.15" in capsys.readouterr().out

@@ -1,27 +1,23 @@
-"""The GPU memory estimator against published figures and against real parameter counts."""
+"""The GPU and host memory estimators against published figures and measured structure."""
 
-import json
+from dataclasses import replace
 
 import pytest
 from locallm.config import variant_settings, with_defaults
 from locallm.estimate import (
     GB,
-    LLAMA,
-    ModelShape,
     activation_bytes,
-    count_params_empty,
+    estimate_host_training,
     estimate_training,
     gpu_resources,
+    layer_saved_elements,
     main,
-    shape_from_config,
-    shape_from_meta,
-    variant_shape,
     weight_bytes,
 )
+from locallm.model_shape import LLAMA, ModelShape, shape_from_config, shape_from_tiny
 
-TINY_CONFIG = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
+# A Llama with grouped-query attention and an MLP unlike 4x hidden, so no term hides another.
+TINY_LLAMA = {
     "vocab_size": 300,
     "hidden_size": 64,
     "intermediate_size": 160,
@@ -29,14 +25,8 @@ TINY_CONFIG = {
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "max_position_embeddings": 128,
-    "tie_word_embeddings": False,
+    "attn_implementation": "sdpa",
 }
-
-
-def test_llama2_shapes_give_published_parameter_counts():
-    assert LLAMA["7B"].params == pytest.approx(6.74e9, rel=0.001)
-    assert LLAMA["13B"].params == pytest.approx(13.02e9, rel=0.001)
-    assert LLAMA["70B"].params == pytest.approx(68.98e9, rel=0.001)
 
 
 def test_full_finetuning_of_7b_needs_112_to_126_gb_before_activations():
@@ -79,63 +69,10 @@ def test_lora_trains_fewer_parameters_and_needs_less_memory_than_full():
     assert qlora.total < lora.total < full.total
 
 
-def test_shape_from_config_counts_what_transformers_builds(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
-    assert shape_from_config(TINY_CONFIG).params == count_params_empty(tmp_path)
-
-
-def test_lora_parameter_count_matches_peft_all_linear():
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = {k: v for k, v in TINY_CONFIG.items() if k not in ("architectures", "model_type")}
-    model = LlamaForCausalLM(LlamaConfig(**config))
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
-    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    assert shape_from_config(TINY_CONFIG).lora_params(4) == trainable
-
-
-def test_shape_from_config_rejects_a_config_without_llama_fields():
-    with pytest.raises(ValueError, match="n_embd|hidden_size"):
-        shape_from_config({"n_embd": 768, "n_layer": 12})
-
-
-GPT2_CONFIG = {
-    "model_type": "gpt2",
-    "vocab_size": 300,
-    "n_embd": 64,
-    "n_layer": 2,
-    "n_head": 4,
-    "n_positions": 128,
-}
-
-
-def test_an_architecture_without_a_shape_rule_is_counted_on_the_meta_device(tmp_path):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    (tmp_path / "config.json").write_text(json.dumps(GPT2_CONFIG))
-    shape = shape_from_meta(tmp_path)
-    torch.manual_seed(0)
-    settings = {k: v for k, v in GPT2_CONFIG.items() if k != "model_type"}
-    model = GPT2LMHeadModel(GPT2Config(**settings))
-    assert shape.params == sum(p.numel() for p in model.parameters())
-    # GPT-2's attention and MLP are Conv1D layers: 4 per block, each (in x out) weights.
-    assert shape.linear_params == 2 * (64 * 192 + 64 * 64 + 64 * 256 + 256 * 64)
-    assert (shape.hidden_size, shape.num_layers, shape.context_length) == (64, 2, 128)
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))
-    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    assert shape.lora_params(4) == trainable
-    assert estimate_training(shape, "qlora", seq_len=128, batch_size=2).total > 0
-
-
 def test_builtin_tiny_is_sized_from_the_config_before_it_is_built():
     config = with_defaults({})
     settings = variant_settings(config, "default")
-    shape = variant_shape(settings, None, config["model"]["tiny"])
+    shape = shape_from_tiny(config["model"]["tiny"])
     assert shape.hidden_size == config["model"]["tiny"]["hidden_size"]
     resources = gpu_resources(settings, shape, config["hpc"])
     assert resources["gpu"] == settings["num_processes"]
@@ -152,12 +89,6 @@ def test_gpu_resources_ask_one_gpu_per_process_and_host_ram_for_the_checkpoint()
     assert resources["gpu_mem_mb"] > 7000
 
 
-def test_missing_hub_model_names_the_fetch_rule(tmp_path):
-    settings = {"base": "meta-llama/Llama-2-7b-hf"}
-    with pytest.raises(FileNotFoundError, match="fetch_base"):
-        variant_shape(settings, tmp_path, {})
-
-
 def test_cli_prints_a_row_per_model_and_method(capsys):
     main([])
     lines = capsys.readouterr().out.splitlines()
@@ -165,3 +96,86 @@ def test_cli_prints_a_row_per_model_and_method(capsys):
     assert [(r[0], r[1]) for r in rows] == [
         (m, k) for m in ("7B", "13B", "70B") for k in ("full", "lora", "qlora")
     ]
+
+
+def saved_elements_per_token(layers: int, method: str, lora_dropout: float) -> float:
+    """Elements autograd keeps for the backward pass of a tiny Llama, per token (no parameters)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**{**TINY_LLAMA, "num_hidden_layers": layers})
+    model = LlamaForCausalLM(config)
+    if method == "lora":
+        lora = LoraConfig(r=4, lora_dropout=lora_dropout, target_modules="all-linear")
+        model = get_peft_model(model, lora)
+    model.train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    ids = torch.randint(0, 300, (2, 32))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids)
+    return sum(kept.values()) / 4 / ids.numel()
+
+
+@pytest.mark.parametrize(("method", "lora_dropout"), [("full", 0.0), ("lora", 0.0), ("lora", 0.1)])
+def test_layer_activations_are_what_autograd_keeps_per_layer(method, lora_dropout):
+    layer = saved_elements_per_token(2, method, lora_dropout) - saved_elements_per_token(
+        1, method, lora_dropout
+    )
+    estimate = layer_saved_elements(shape_from_config(TINY_LLAMA), method, 4, lora_dropout > 0)
+    assert estimate == pytest.approx(layer, rel=0.02)
+
+
+SMOLLM2 = ModelShape(49152, 576, 1536, 30, 9, 3, 64, tie_word_embeddings=True)
+
+
+def test_host_estimate_counts_a_checkpoint_in_the_compute_dtype_once():
+    # A float32 file is mapped and its pages are the parameters; a bf16 one is converted to fp32.
+    fp32 = estimate_host_training(SMOLLM2, "lora", seq_len=128, batch_size=2)
+    assert fp32.checkpoint == SMOLLM2.params * 4 and fp32.weights == 0
+    bf16 = replace(SMOLLM2, checkpoint_dtype="bfloat16")
+    converted = estimate_host_training(bf16, "lora", seq_len=128, batch_size=2)
+    assert converted.checkpoint == SMOLLM2.params * 2 and converted.weights == SMOLLM2.params * 4
+
+
+def test_host_estimate_of_qlora_adds_the_nf4_weights_to_the_mapped_checkpoint():
+    qlora = estimate_host_training(SMOLLM2, "qlora", seq_len=128, batch_size=2)
+    lora = estimate_host_training(SMOLLM2, "lora", seq_len=128, batch_size=2)
+    assert qlora.weights == pytest.approx(SMOLLM2.linear_params * (0.5 + 0.127 / 8), rel=1e-3)
+    assert qlora.total - lora.total == pytest.approx(qlora.weights)
+
+
+def test_host_estimate_with_checkpointing_keeps_each_layer_input_and_one_layer():
+    kwargs = {"seq_len": 256, "batch_size": 4, "lora_r": 16}
+    kept = estimate_host_training(SMOLLM2, "qlora", **kwargs).activations
+    recomputed = estimate_host_training(
+        SMOLLM2, "qlora", gradient_checkpointing=True, **kwargs
+    ).activations
+    assert kept == 1024 * 30 * layer_saved_elements(SMOLLM2, "qlora", 16, True) * 4
+    assert recomputed == 1024 * (30 * 576 + layer_saved_elements(SMOLLM2, "qlora", 16, True)) * 4
+
+
+def test_host_estimate_of_the_vocabulary_projection_stops_growing_at_one_tile():
+    def head(batch):
+        return estimate_host_training(SMOLLM2, "lora", seq_len=1024, batch_size=batch).logits
+
+    assert head(2) == 2 * head(1)
+    assert head(4) == head(8) == 8.5 * 4096 * 32768 * 4
+
+
+def test_host_estimate_of_full_training_peaks_with_activations_or_gradients_not_both():
+    estimate = estimate_host_training(SMOLLM2, "full", seq_len=128, batch_size=2)
+    assert estimate.trained_states == 8 * SMOLLM2.params  # AdamW's two moments
+    assert estimate.gradients == 4 * SMOLLM2.params
+    above_weights = estimate.step - estimate.load - estimate.trained_states
+    assert above_weights == max(estimate.gradients, estimate.activations + estimate.logits)
+    assert estimate.total == estimate.libraries + max(estimate.load, estimate.step)

@@ -71,6 +71,12 @@ def test_job_resources_of_an_unfetched_hub_base_fall_back_to_the_training_settin
     assert job_resources(config, "hub") == {"gpu": 2, "mem_mb": 2 * config["training"]["mem_mb"]}
 
 
+def test_preflight_names_the_fetch_rule_of_an_unfetched_hub_base(monkeypatch):
+    monkeypatch.setattr("locallm.preflight.cached_base_dir", lambda settings: None)
+    config = with_defaults({"variants": {"hub": {"base": "meta-llama/Llama-2-7b-hf"}}})
+    assert "run the fetch_base rule" in preflight_table(config).loc[0, "note"]
+
+
 def test_job_resources_of_a_saved_model_come_from_the_estimate(saved_model):
     config = with_defaults({"variants": {"small": {"base": str(saved_model)}}})
     resources = job_resources(config, "small")

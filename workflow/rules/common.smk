@@ -31,7 +31,9 @@ except (OSError, ValueError) as error:
 # hpc.fit_error: a variant whose training cannot fit the GPUs stops the run here, before any job.
 FIT_PROBLEMS = PLAN.fit_problems() if config["hpc"]["fit_error"] else []
 if FIT_PROBLEMS:
-    raise WorkflowError("pre-flight (hpc.fit_error is on):\n  " + "\n  ".join(FIT_PROBLEMS))
+    raise WorkflowError(
+        "pre-flight (hpc.fit_error is on):\n  " + "\n  ".join(FIT_PROBLEMS)
+    )
 
 # Cluster jobs re-read this file in their own Snakemake process (exec mode remote or subprocess),
 # which then runs the job's script; setting the variables here makes every cluster job use the
@@ -41,7 +43,9 @@ if not workflow.is_main_process and config["hpc"]["offline"]:
 # Printed by every run and dry-run of the main Snakemake process (not inside cluster jobs), before
 # any job is submitted; a model not fetched yet is listed as such.
 if workflow.is_main_process:
-    print(format_preflight(preflight_table(config, PLAN.variant_lengths)), file=sys.stderr)
+    print(
+        format_preflight(preflight_table(config, PLAN.variant_lengths)), file=sys.stderr
+    )
 
 SHARDS = PLAN.shards
 INFER_SHARDS = PLAN.infer_shards

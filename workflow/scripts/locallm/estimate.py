@@ -1,4 +1,5 @@
-"""GPU memory of training and inference from a model's shape, by the rules of Transformer Math 101.
+"""GPU memory of training and inference from a model's shape, by the rules of Transformer Math 101,
+and the host memory (RSS) of training on the CPU (estimate_host_training).
 
 Sources: Anthony et al., "Transformer Math 101" (EleutherAI blog, 2023) for bytes per parameter,
 optimizer states and activations (after Korthikanti et al. 2022); Dettmers et al., "QLoRA" (2023)
@@ -11,11 +12,12 @@ allocator's fragmentation and framework buffers add a few percent.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from locallm.model_shape import LLAMA, ModelShape, read_model_config, shape_from_config
 
 GB = 1e9
 MB = 1e6
@@ -42,191 +44,6 @@ METHODS = ("full", "lora", "qlora")
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """What the estimate needs of a decoder-only transformer (LLaMA-style)."""
-
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    tie_word_embeddings: bool = False
-    context_length: int | None = None
-    # Counted on the meta device for an architecture without a shape rule (shape_from_meta): all
-    # parameters, those in the linear layers 4-bit quantization covers, and sum(in + out) over them.
-    counted_params: int | None = None
-    counted_linear_params: int | None = None
-    counted_linear_in_out: int | None = None
-
-    @property
-    def layer_linear_params(self) -> int:
-        """Weights of one layer's linear projections (q, k, v, o; gate, up, down)."""
-        h, kv = self.hidden_size, self.num_kv_heads * self.head_dim
-        attention = h * self.num_heads * self.head_dim * 2 + h * kv * 2
-        return attention + 3 * h * self.intermediate_size
-
-    @property
-    def linear_params(self) -> int:
-        """Parameters in the decoder layers' linear projections (what 4-bit quantization covers)."""
-        if self.counted_linear_params is not None:
-            return self.counted_linear_params
-        return self.num_layers * self.layer_linear_params
-
-    @property
-    def embedding_params(self) -> int:
-        """Input embeddings plus the LM head (once when tied)."""
-        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
-
-    @property
-    def norm_params(self) -> int:
-        """RMSNorm weights: two per layer and a final one."""
-        return (2 * self.num_layers + 1) * self.hidden_size
-
-    @property
-    def params(self) -> int:
-        """All parameters."""
-        if self.counted_params is not None:
-            return self.counted_params
-        return self.linear_params + self.embedding_params + self.norm_params
-
-    @property
-    def unquantized_params(self) -> int:
-        """Parameters 4-bit quantization leaves alone: embeddings, LM head, norms, biases."""
-        return self.params - self.linear_params
-
-    def lora_params(self, rank: int) -> int:
-        """Trainable parameters of LoRA rank `rank` on every linear projection (all-linear)."""
-        if self.counted_linear_in_out is not None:
-            return rank * self.counted_linear_in_out
-        h, i = self.hidden_size, self.intermediate_size
-        q_out, kv_out = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        per_layer = (h + q_out) + 2 * (h + kv_out) + (q_out + h) + 2 * (h + i) + (i + h)
-        return self.num_layers * rank * per_layer
-
-
-# LLaMA-2 shapes (Touvron et al. 2023, and the released config.json files); 65B is LLaMA-1's.
-LLAMA = {
-    "7B": ModelShape(32000, 4096, 11008, 32, 32, 32, 128, context_length=4096),
-    "13B": ModelShape(32000, 5120, 13824, 40, 40, 40, 128, context_length=4096),
-    "65B": ModelShape(32000, 8192, 22016, 80, 64, 64, 128, context_length=2048),
-    "70B": ModelShape(32000, 8192, 28672, 80, 64, 8, 128, context_length=4096),
-}
-
-
-def shape_from_config(config: dict[str, Any]) -> ModelShape:
-    """A ModelShape from a Hugging Face config.json dict (LLaMA, Mistral, Qwen, Gemma style)."""
-    config = config.get("text_config", config)
-    try:
-        hidden = config["hidden_size"]
-        heads = config["num_attention_heads"]
-        shape = ModelShape(
-            vocab_size=config["vocab_size"],
-            hidden_size=hidden,
-            intermediate_size=config["intermediate_size"],
-            num_layers=config["num_hidden_layers"],
-            num_heads=heads,
-            num_kv_heads=config.get("num_key_value_heads") or heads,
-            head_dim=config.get("head_dim") or hidden // heads,
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-            context_length=config.get("max_position_embeddings"),
-        )
-    except KeyError as missing:
-        raise ValueError(
-            f"config.json has no {missing} field: not a LLaMA-style decoder; "
-            "use shape_from_meta() for other architectures"
-        ) from None
-    return shape
-
-
-def shape_from_tiny(tiny: dict[str, Any]) -> ModelShape:
-    """The shape of `builtin:tiny` from the config's model.tiny section (before it is built)."""
-    return ModelShape(
-        vocab_size=tiny["vocab_size"],
-        hidden_size=tiny["hidden_size"],
-        intermediate_size=tiny["intermediate_size"],
-        num_layers=tiny["num_layers"],
-        num_heads=tiny["num_heads"],
-        num_kv_heads=tiny["num_heads"],
-        head_dim=tiny["hidden_size"] // tiny["num_heads"],
-        tie_word_embeddings=True,
-        context_length=tiny["context_length"],
-    )
-
-
-def read_model_config(model_dir: str | Path) -> dict[str, Any]:
-    """config.json of a saved model folder, without loading any weight."""
-    path = Path(model_dir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no config.json in {Path(model_dir).resolve()}")
-    return json.loads(path.read_text())
-
-
-def empty_model(
-    model_dir: str | Path, trust_remote_code: bool = False, gguf_file: str | None = None
-):
-    """The model of any architecture built on the meta device: its shapes, no memory (a GGUF's
-    config comes from its metadata)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(
-        model_dir, trust_remote_code=trust_remote_code, gguf_file=gguf_file
-    )
-    # torch's meta device, not accelerate's init_empty_weights: the latter re-creates each
-    # parameter and so unties a tied LM head, counting it twice.
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-
-
-def count_params_empty(model_dir: str | Path, trust_remote_code: bool = False) -> int:
-    """Parameter count of any architecture: the model built on the meta device (no memory)."""
-    return sum(p.numel() for p in empty_model(model_dir, trust_remote_code).parameters())
-
-
-def shape_from_meta(
-    model_dir: str | Path, trust_remote_code: bool = False, gguf_file: str | None = None
-) -> ModelShape:
-    """A ModelShape for an architecture without a shape rule (GPT-2, Phi, ...): parameters counted
-    on the meta device, linear layers found by type; widths from the config's standard names
-    (transformers maps n_embd, n_layer, n_head onto them) size the activations and KV cache."""
-    from torch import nn
-    from transformers.pytorch_utils import Conv1D
-
-    model = empty_model(model_dir, trust_remote_code, gguf_file)
-    head = model.get_output_embeddings()
-    linear_params = linear_in_out = 0
-    for module in model.modules():
-        if module is head:
-            continue
-        if isinstance(module, nn.Linear):
-            linear_params += module.weight.numel()
-            linear_in_out += module.in_features + module.out_features
-        elif isinstance(module, Conv1D):  # GPT-2's transposed linear layer
-            linear_params += module.weight.numel()
-            linear_in_out += sum(module.weight.shape)
-    config = model.config.get_text_config()
-    hidden, heads = config.hidden_size, config.num_attention_heads
-    return ModelShape(
-        vocab_size=config.vocab_size,
-        hidden_size=hidden,
-        intermediate_size=getattr(config, "intermediate_size", None)
-        or getattr(config, "n_inner", None)
-        or 4 * hidden,
-        num_layers=config.num_hidden_layers,
-        num_heads=heads,
-        num_kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-        head_dim=getattr(config, "head_dim", None) or hidden // heads,
-        tie_word_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
-        context_length=getattr(config, "max_position_embeddings", None),
-        counted_params=sum(p.numel() for p in model.parameters()),
-        counted_linear_params=linear_params,
-        counted_linear_in_out=linear_in_out,
-    )
-
-
-@dataclass(frozen=True)
 class Estimate:
     """GPU memory of one training (or inference) process, in bytes, by component."""
 
@@ -248,6 +65,12 @@ class Estimate:
         return self.weights + self.trained_states
 
 
+def nf4_bytes(shape: ModelShape, double_quant: bool = True) -> float:
+    """Bytes of the linear layers' weights in NF4, with their quantization constants."""
+    overhead = NF4_DOUBLE_QUANT_OVERHEAD if double_quant else NF4_SINGLE_QUANT_OVERHEAD
+    return shape.linear_params * (BYTES_PER_PARAM["nf4"] + overhead)
+
+
 def weight_bytes(shape: ModelShape, method: str, double_quant: bool = True) -> float:
     """Bytes of the model's weights on the GPU for a training or inference method.
 
@@ -257,10 +80,7 @@ def weight_bytes(shape: ModelShape, method: str, double_quant: bool = True) -> f
     if method in ("full", "lora"):
         return shape.params * BYTES_PER_PARAM["bf16"]
     if method == "qlora":
-        nf4 = BYTES_PER_PARAM["nf4"] + (
-            NF4_DOUBLE_QUANT_OVERHEAD if double_quant else NF4_SINGLE_QUANT_OVERHEAD
-        )
-        return shape.linear_params * nf4 + shape.unquantized_params * BYTES_PER_PARAM["fp32"]
+        return nf4_bytes(shape, double_quant) + shape.unquantized_params * BYTES_PER_PARAM["fp32"]
     raise ValueError(f"method {method!r}: allowed values are {', '.join(METHODS)}")
 
 
@@ -321,17 +141,138 @@ def estimate_inference(
     )
 
 
-def variant_shape(settings: dict[str, Any], base_dir: str | Path | None, tiny: dict) -> ModelShape:
-    """The shape of a variant's base: model.tiny for builtin:tiny, else its config.json."""
-    if settings["base"] == "builtin:tiny":
-        return shape_from_tiny(tiny)
-    if base_dir is None or not (Path(base_dir) / "config.json").exists():
-        raise FileNotFoundError(
-            f"base {settings['base']!r}: no config.json found locally"
-            + (f" (looked in {Path(base_dir).resolve()})" if base_dir else "")
-            + "; run the fetch_base rule on the login node first"
+# Host memory of training on the CPU, where the workflow trains in float32 (models.compute_dtype).
+# Measured as its own quantity, not fitted: RSS of an SFT job before it loads the model (torch 2.13,
+# transformers 5.24, peft, trl, datasets, bitsandbytes imported; tokenizer and data read):
+# 550 MB with builtin:tiny, 600 MB with SmolLM2 (performance/smollm2_memory.py, column imports_mb).
+HOST_LIBRARIES_BYTES = 0.6 * GB
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# TRL's SFT and DPO losses project onto the vocabulary in tiles of at most 4,096 tokens x 32,768
+# entries (trl.kernels.chunked_logprob), never the whole logits. Its CPU path, measured alone
+# (49,152-token vocabulary, 256 and 1,024 tokens), holds 8.4-8.6 tiles at its peak: the tile, its
+# scaled copy, log-probabilities, probabilities, the gradient, temporaries and a boolean mask.
+HEAD_TILE_TOKENS = 4096
+HEAD_TILE_VOCAB = 32768
+HEAD_TILES = 8.5
+
+
+@dataclass(frozen=True)
+class HostEstimate:
+    """Peak host memory (RSS) of one CPU training process, in bytes, by component.
+
+    The process peaks either while it loads the model (the checkpoint's pages beside the weights
+    built from them) or in a training step; `total` is the larger of the two above the libraries.
+    """
+
+    libraries: float
+    checkpoint: float
+    weights: float
+    trained_states: float
+    gradients: float
+    activations: float
+    logits: float
+
+    @property
+    def load(self) -> float:
+        """Loading: the checkpoint's pages (memory-mapped, read whole) and the weights built."""
+        return self.checkpoint + self.weights
+
+    @property
+    def step(self) -> float:
+        """A step: the mapped checkpoint and weights, optimizer states, and the larger of what the
+        backward pass starts with (activations, logits) and ends with (gradients)."""
+        return self.load + self.trained_states + max(self.activations + self.logits, self.gradients)
+
+    @property
+    def peak_phase(self) -> str:
+        return "load" if self.load >= self.step else "step"
+
+    @property
+    def total(self) -> float:
+        return self.libraries + max(self.load, self.step)
+
+    def terms(self) -> dict[str, float]:
+        """The components by name, for tables."""
+        return {
+            "libraries": self.libraries,
+            "checkpoint": self.checkpoint,
+            "weights": self.weights,
+            "states": self.trained_states,
+            "gradients": self.gradients,
+            "activations": self.activations,
+            "logits": self.logits,
+        }
+
+
+def layer_saved_elements(shape: ModelShape, method: str, lora_r: int, lora_dropout: bool) -> int:
+    """Elements per token that one decoder layer keeps for the backward pass (autograd's saved
+    tensors with SDPA's flash kernel, read from the graph of a Llama layer; adapters all-linear).
+
+    Every layer keeps its two RMSNorms' inputs, SDPA's query, key, value, output and log-sum-exp,
+    and the MLP's gate, activation and up projections. A frozen linear layer keeps nothing; a
+    trained one keeps its input (shared by q/k/v and by gate/up). LoRA's dropout keeps a mask and
+    a dropped copy of the input for each adapter.
+    """
+    h, i = shape.hidden_size, shape.intermediate_size
+    q, kv = shape.num_heads * shape.head_dim, shape.num_kv_heads * shape.head_dim
+    # The two norms' inputs and 1/rms, SDPA's tensors, the MLP's gate, activation and up.
+    kept = 2 * (h + 1) + (2 * q + 2 * kv + shape.num_heads) + 3 * i
+    # The inputs of the four groups of linear layers: q/k/v, o (SDPA's output, already kept),
+    # gate/up, down.
+    inputs = h + h + i
+    if method == "full":
+        # Also the normalized tensors before each RMSNorm's (trained) weight.
+        return kept + inputs + 2 * h
+    adapters = 7 * lora_r
+    if lora_dropout:
+        return kept + adapters + 2 * (3 * h + q + 2 * h + i)
+    return kept + adapters + inputs
+
+
+def estimate_host_training(
+    shape: ModelShape,
+    method: str,
+    *,
+    seq_len: int,
+    batch_size: int,
+    lora_r: int = 8,
+    lora_dropout: bool = True,
+    gradient_checkpointing: bool = False,
+    compute_dtype: str = "float32",
+) -> HostEstimate:
+    """Peak RSS of one training process on the CPU (per process when several train on one host)."""
+    compute = DTYPE_BYTES[compute_dtype]
+    tokens = seq_len * batch_size
+    per_layer = layer_saved_elements(shape, method, lora_r, lora_dropout) * compute
+    if gradient_checkpointing:
+        # Each layer's input, and one layer recomputed at a time.
+        activations = tokens * (shape.num_layers * shape.hidden_size * compute + per_layer)
+    else:
+        activations = tokens * shape.num_layers * per_layer
+    # The file is memory-mapped while loading, and stays mapped: a parameter stored in the dtype it
+    # is used in is the file's page itself (copied on write), so it takes no memory of its own.
+    stored = DTYPE_BYTES.get(shape.checkpoint_dtype, 4)
+    checkpoint = shape.params * stored
+    if method == "qlora":
+        weights = nf4_bytes(shape) + (
+            0 if stored == compute else shape.unquantized_params * compute
         )
-    return shape_from_config(read_model_config(base_dir))
+    else:
+        weights = 0.0 if stored == compute else shape.params * compute
+    trained = shape.params if method == "full" else shape.lora_params(lora_r)
+    return HostEstimate(
+        libraries=HOST_LIBRARIES_BYTES,
+        checkpoint=checkpoint,
+        weights=weights,
+        # AdamW's two moments (and LoRA's weights, which the checkpoint does not hold).
+        trained_states=trained * (8 if method == "full" else 12),
+        gradients=trained * 4,
+        activations=activations,
+        logits=HEAD_TILES
+        * min(tokens, HEAD_TILE_TOKENS)
+        * min(shape.vocab_size, HEAD_TILE_VOCAB)
+        * compute,
+    )
 
 
 def gpu_resources(

@@ -86,7 +86,7 @@ def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
     """gguf_facts, read once per file version (the DAG asks for it for every job's resources)."""
     from gguf import GGUFReader
 
-    from locallm.estimate import ModelShape, shape_from_meta
+    from locallm.model_shape import ModelShape, shape_from_meta
 
     reader = GGUFReader(path)
     arch = _field(reader, "general.architecture")

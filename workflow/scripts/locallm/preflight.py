@@ -19,10 +19,11 @@ import yaml
 
 from locallm.builtin_models import BUILTIN_WHEELS
 from locallm.config import variant_settings
-from locallm.estimate import ModelShape, gpu_resources, shape_from_config, shape_from_tiny
+from locallm.estimate import gpu_resources
 from locallm.fetching import cached_base_dir
 from locallm.gguf_bases import gguf_facts, gguf_source, is_gguf_base
 from locallm.logs import get_logger, warn
+from locallm.model_shape import ModelShape, shape_from_config, shape_from_tiny
 from locallm.models import TINY
 from locallm.tables import write_tsv
 
@@ -63,7 +64,7 @@ def has_chat_template(model_dir: Path) -> bool:
 def model_facts(model_dir: Path) -> dict[str, Any]:
     """Shape, context length, chat template and licence, read from a model folder's small files."""
     from locallm.context import context_length
-    from locallm.estimate import read_model_config, shape_from_meta
+    from locallm.model_shape import read_model_config, shape_from_meta
 
     config = read_model_config(model_dir)
     try:
