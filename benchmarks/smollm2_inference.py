@@ -1,6 +1,7 @@
 """SmolLM2 inference on the CPU, side by side in one process: transformers' pipeline one prompt at a
 time, locallm's batched generation (dynamic and static KV cache, float32 and bfloat16), and
-classify-mode rows/s in float32 and bfloat16 (token-sized and row-sized batches).
+classify-mode rows/s in float32 and bfloat16 (token-sized and row-sized batches; the plain and the
+4-bit QLoRA base).
 
     python benchmarks/smollm2_inference.py \
         --base results/models/converted/smollm2-135m-instruct --threads 2
@@ -86,6 +87,7 @@ def inference_rows(
     batch_tokens: int | None = None,
     repeats: int = 2,
     max_chars: int = 600,
+    qlora: bool = True,
     seed: int = 1234,
 ) -> list[dict]:
     """One row per inference path: seconds (best of `repeats`), rates, ratios, output agreement."""
@@ -99,6 +101,11 @@ def inference_rows(
         name: load_stage_model(LOADING, base, None, dtype=getattr(torch, name))
         for name in ("float32", "bfloat16")
     }
+    if qlora:  # the 4-bit NF4 base as config/smollm2.yaml's variant loads it, computing in dtype
+        for name in ("float32", "bfloat16"):
+            models[f"qlora {name}"] = load_stage_model(
+                {**LOADING, "method": "qlora"}, base, None, dtype=getattr(torch, name)
+            )
     tokenizer = models["float32"][1]
     conversations = [build_prompt(r, task) for r in rows]
     prompts = render_prompts(tokenizer, conversations[:n_prompts])
@@ -150,12 +157,14 @@ def inference_rows(
             name = f"generate_texts batched, {cache or 'dynamic'} cache ({dtype})"
             paths[name] = ("generate", batched(dtype, cache))
     paths[row_name] = ("classify", classify("float32", None, batch_size))
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16") + (("qlora float32", "qlora bfloat16") if qlora else ()):
         name = f"classify, {batch_tokens}-token batches ({dtype})"
         paths[name] = ("classify", classify(dtype, batch_tokens))
     # Warm-up: oneDNN kernels and allocator growth are paid once per dtype, not by the first path.
-    for dtype in models:
-        generate_texts(models[dtype][0], tokenizer, prompts[:2], batch_size=2, max_new_tokens=2)
+    for model, _ in models.values():
+        label_log_likelihoods(
+            model, tokenizer, classify_prompts_text[:2], continuations, batch_tokens=batch_tokens
+        )
     load_before = os.getloadavg()[0]
     runs: dict[str, list] = {name: [] for name in paths}
     for _ in range(repeats):
@@ -206,12 +215,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--batch-tokens", type=int, help="default: the config's")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-chars", type=int, default=600)
+    parser.add_argument("--no-qlora", action="store_true", help="leave out the 4-bit base's rows")
     args = parser.parse_args(argv)
     rows = inference_rows(
         args.base, args.threads, args.prompts, config=args.config,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         classify_prompts=args.classify_prompts, batch_tokens=args.batch_tokens,
-        repeats=args.repeats, max_chars=args.max_chars,
+        repeats=args.repeats, max_chars=args.max_chars, qlora=not args.no_qlora,
     )  # fmt: skip
     table = pd.DataFrame(rows)
     print(table.drop(columns=["load_before", "load_after"]).to_markdown(index=False))
