@@ -167,9 +167,11 @@ def inference_rows(
         )
     load_before = os.getloadavg()[0]
     runs: dict[str, list] = {name: [] for name in paths}
-    for _ in range(repeats):
+    for repeat in range(repeats):
         for name, (_, run) in paths.items():
             runs[name].append(measure(run))
+            _, wall, cpu = runs[name][-1]
+            print(f"repeat {repeat + 1}: {name}: {cpu:.1f} CPU s, {wall:.1f} s", file=sys.stderr)
     load_after = os.getloadavg()[0]
 
     best = {name: min(results, key=lambda r: r[2]) for name, results in runs.items()}
