@@ -144,12 +144,15 @@ def test_smollm2_inference_compares_every_path_with_its_reference_on_a_tiny_base
          "--classify-prompts", "3", "--max-new-tokens", "2", "--repeats", "1",
          "--batch-tokens", "300", "--max-chars", "250"]
     )  # fmt: skip
-    assert len(table) == 10 and table.path.iloc[0].startswith("pipeline()")
-    assert table.rows.tolist() == [2] * 5 + [3] * 5
+    assert len(table) == 11 and table.path.iloc[0].startswith("pipeline()")
+    assert table.rows.tolist() == [2] * 6 + [3] * 5
+    assert table.path.iloc[5].startswith("prefill only") and pd.isna(table.same_as_vs.iloc[5])
     assert (table.cpu_s > 0).all() and (table.ratio_cpu > 0).all()
     assert table.ratio_cpu.iloc[0] == 1.0 and table.same_as_vs.iloc[0] == "2/2"
     bf16 = table[table.path.str.contains("bfloat16")]
     assert len(bf16) == 4 and (bf16.bound == 2.0).all() and (bf16.bf16_ratio_cpu > 0).all()
     # float32 batched greedy generation answers what the pipeline answers on a tiny model.
     assert table.same_as_vs.iloc[1] == "2/2"
-    assert "generate_texts batched, static cache (bfloat16)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "generate_texts batched, static cache (bfloat16)" in printed
+    assert "Batching's bound (pipeline CPU s / prefill CPU s)" in printed
