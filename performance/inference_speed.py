@@ -33,7 +33,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from locallm.config import load_config  # noqa: E402
-from locallm.inference import generate_texts, predict, render_prompts  # noqa: E402
+from locallm.generation import generate_texts  # noqa: E402
+from locallm.inference import predict, render_prompts  # noqa: E402
 from locallm.tasks import build_prompt, format_target  # noqa: E402
 
 
@@ -181,7 +182,8 @@ def classify_vs_generate(args, task, tiny, train, test) -> dict:
     gold = np.array([r[task["label_column"]] for r in test])
     labels = task["labels"]
     settings = {
-        "batch_size": args.batch_size, "max_new_tokens": 16, "do_sample": False,
+        "batch_size": args.batch_size, "batch_tokens": args.batch_tokens, "max_new_tokens": 16,
+        "do_sample": False,
         "temperature": 1.0, "top_p": 1.0, "num_samples": 1, "label_scoring": "sum",
     }  # fmt: skip
     runs = {}
@@ -228,6 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     task = config["task"]
+    args.batch_tokens = config["inference"]["batch_tokens"]
     n_test = max(args.prompts, args.classify_prompts)
     train, test = sotu_examples(task, args.train_passages, n_test, args.seed)
     print(f"torch {torch.__version__}, transformers pipeline vs locallm.inference; task: "

@@ -149,3 +149,29 @@ def test_smollm2_memory_runs_an_sft_job_per_method_beside_the_host_estimate(tmp_
     assert (table.estimate_mb >= table.est_libraries_mb).all()
     assert ((table.ratio - table.peak_mb / table.estimate_mb).abs() < 0.01).all()
     assert "0.85-1.15" in capsys.readouterr().out
+
+
+def test_smollm2_inference_compares_every_path_with_its_reference_on_a_tiny_base(tmp_path, capsys):
+    texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(20)]
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    # bitsandbytes' CPU 4-bit path needs dimensions of 64 and more (the QLoRA rows).
+    tiny = {"hidden_size": 64, "intermediate_size": 128, "num_layers": 1, "num_heads": 4,
+            "context_length": 512}  # fmt: skip
+    save_base(tiny_model(tokenizer, tiny, seed=0), tokenizer, tmp_path / "base")
+    table = benchmark("smollm2_inference").main(
+        ["--base", str(tmp_path / "base"), "--threads", "1", "--prompts", "2",
+         "--classify-prompts", "3", "--max-new-tokens", "2", "--repeats", "1",
+         "--batch-tokens", "300", "--max-chars", "250"]
+    )  # fmt: skip
+    assert len(table) == 11 and table.path.iloc[0].startswith("pipeline()")
+    assert table.rows.tolist() == [2] * 6 + [3] * 5
+    assert table.path.iloc[5].startswith("prefill only") and pd.isna(table.same_as_vs.iloc[5])
+    assert (table.cpu_s > 0).all() and (table.ratio_cpu > 0).all()
+    assert table.ratio_cpu.iloc[0] == 1.0 and table.same_as_vs.iloc[0] == "2/2"
+    bf16 = table[table.path.str.contains("bfloat16")]
+    assert len(bf16) == 4 and (bf16.bound == 2.0).all() and (bf16.bf16_ratio_cpu > 0).all()
+    # float32 batched greedy generation answers what the pipeline answers on a tiny model.
+    assert table.same_as_vs.iloc[1] == "2/2"
+    printed = capsys.readouterr().out
+    assert "generate_texts batched, static cache (bfloat16)" in printed
+    assert "Batching's bound (pipeline CPU s / prefill CPU s)" in printed

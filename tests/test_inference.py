@@ -1,26 +1,16 @@
-"""Batched inference: batching order, label scoring, tolerant parsing, self-consistency."""
-
-import time
+"""Batched inference: label scoring, generation, tolerant parsing, self-consistency, precision."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from locallm.config import with_defaults
-from locallm.inference import (
-    Progress,
-    answer_tokens,
-    fit_to_context,
-    generate_texts,
-    infer_shard,
+from locallm.generation import generate_texts, majority_vote, parse_label
+from locallm.inference import answer_tokens, fit_to_context, infer_shard, predict, render_prompts
+from locallm.scoring import (
     label_continuations,
     label_log_likelihoods,
     label_probabilities,
-    length_sorted_batches,
-    majority_vote,
-    parse_label,
-    predict,
-    render_prompts,
     text_log_likelihoods,
 )
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -47,6 +37,7 @@ SETTINGS = {
     "mode": "classify",
     "label_scoring": "sum",
     "batch_size": 3,
+    "batch_tokens": 64,
     "max_new_tokens": 4,
     "do_sample": False,
     "temperature": 1.0,
@@ -138,11 +129,6 @@ class EchoModel(torch.nn.Module):
         return torch.cat([echoed, echoed], dim=1)
 
 
-def test_length_sorted_batches_run_longest_first_and_cover_every_index():
-    batches = length_sorted_batches([3, 10, 1, 7, 7], batch_size=2)
-    assert batches == [[1, 3], [4, 0], [2]]
-
-
 def test_generate_restores_input_order_after_length_sorted_batching(tokenizer):
     prompts = ["a", "the union is strong", "we must", "health care for every family", "cut"]
     echo = EchoModel()
@@ -191,7 +177,7 @@ def test_label_continuation_is_the_templated_answer_with_eos(tokenizer):
 def test_cached_batched_label_scores_equal_full_sequence_scores(tokenizer, model):
     prompts = render_prompts(tokenizer, [conversation(t) for t in TEXTS])
     conts = ["Democratic<eos>", "Republican<eos>", "a<eos>"]
-    scores, n_tokens = label_log_likelihoods(model, tokenizer, prompts, conts, batch_size=3)
+    scores, n_tokens = label_log_likelihoods(model, tokenizer, prompts, conts, batch_tokens=64)
     for i, prompt in enumerate(prompts):
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         for j, cont in enumerate(conts):
@@ -202,6 +188,35 @@ def test_cached_batched_label_scores_equal_full_sequence_scores(tokenizer, model
             expected = sum(logp[len(p_ids) - 1 + k, t].item() for k, t in enumerate(c_ids))
             assert scores[i, j] == pytest.approx(expected, abs=1e-4)
             assert n_tokens[j] == len(c_ids)
+
+
+def test_token_batched_label_scores_equal_row_batched_scores(tokenizer, model):
+    prompts = render_prompts(
+        tokenizer, [conversation(t[: 12 + 7 * i]) for i, t in enumerate(TEXTS)]
+    )
+    conts = ["Democratic<eos>", "Republican<eos>"]
+    rows, _ = label_log_likelihoods(
+        model, tokenizer, prompts, conts, batch_tokens=10**6, max_rows=2
+    )
+    alone, _ = label_log_likelihoods(model, tokenizer, prompts, conts, batch_tokens=1)
+    tokens, _ = label_log_likelihoods(model, tokenizer, prompts, conts, batch_tokens=40)
+    assert np.allclose(tokens, rows, atol=1e-5) and np.allclose(alone, rows, atol=1e-5)
+
+
+def test_generate_batches_within_the_token_budget_give_the_outputs_of_one_prompt_at_a_time(
+    tokenizer, model
+):
+    prompts = [t[: 10 + 9 * i] for i, t in enumerate(TEXTS)]
+    budgeted = generate_texts(
+        model, tokenizer, prompts, batch_size=4, batch_tokens=60, max_new_tokens=6
+    )
+    single = generate_texts(model, tokenizer, prompts, batch_size=1, max_new_tokens=6)
+    assert budgeted == single
+    echo = EchoModel()
+    generate_texts(echo, tokenizer, ["a b"] * 6, batch_size=4, batch_tokens=20, max_new_tokens=3)
+    width = len(tokenizer("a b", add_special_tokens=False)["input_ids"]) + 3
+    assert sum(echo.batch_sizes) == 6 and max(echo.batch_sizes) > 1
+    assert all(rows * width <= 20 for rows in echo.batch_sizes)
 
 
 def test_classify_picks_the_label_the_model_was_trained_to_prefer(tokenizer, republican_model):
@@ -355,18 +370,6 @@ def test_fit_to_context_leaves_prompts_that_fit_uncut_and_warns_above_the_share(
     assert any(r.levelname == "WARNING" and "max_cut_share" in r.message for r in caplog.records)
 
 
-def test_progress_logs_rows_done_and_rate_while_a_batch_is_still_running(caplog):
-    caplog.set_level("INFO")
-    with Progress(total=10, what="classify", interval=0.05) as progress:
-        progress.advance(4)
-        time.sleep(0.3)  # one long batch: the side thread still reports
-        progress.advance(6)
-    reports = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
-    assert len(reports) >= 3
-    assert reports[0].startswith("classify: 4 of 10 rows done")
-    assert reports[-1].startswith("classify: 10 of 10 rows done")
-
-
 def test_fewshot_infer_shard_records_balanced_train_examples_and_never_a_test_document(
     tmp_path, tokenizer, model
 ):
@@ -409,3 +412,71 @@ def test_a_model_without_a_context_length_is_not_cut_and_says_so(tokenizer, capl
     assert not cut.any() and (n_tokens > 128).any()
     assert conversations[2][-1]["content"].endswith(LONG_TEXTS[2])
     assert "names no context length" in caplog.text
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+PARTIES = ["Democratic", "Republican", "Democratic", "Republican"]
+
+
+@pytest.fixture(scope="module")
+def party_model(tokenizer):
+    """A tiny Llama trained to answer each of TEXTS with its own party (not one label for all)."""
+    model = tiny_llama(tokenizer, seed=2).train()
+    texts = [
+        tokenizer.apply_chat_template(
+            [*conversation(t), {"role": "assistant", "content": p}], tokenize=False
+        )
+        for t, p in zip(TEXTS, PARTIES, strict=True)
+    ]
+    batch = tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(80):
+        loss = model(**batch, labels=labels).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+def test_bfloat16_and_float32_classify_alike_on_a_trained_model(tokenizer, party_model):
+    """The documented tolerance: >= 95% label agreement and at most 0.5 nats per label score."""
+    import copy
+
+    prompts = [conversation(t) for t in TEXTS]
+    prompts += [conversation(f"{prefix} {t}") for prefix in ("Indeed,", "So:", "") for t in TEXTS]
+    prompts += [conversation(t[: len(t) // 2]) for t in TEXTS]
+    labels = ["Democratic", "Republican"]
+    full = predict(party_model, tokenizer, prompts, SETTINGS, labels, seed=0)
+    half_model = copy.deepcopy(party_model).to(torch.bfloat16)
+    half = predict(half_model, tokenizer, prompts, SETTINGS, labels, seed=0)
+    assert full["parsed_label"].tolist()[:4] == PARTIES  # the model learned the task
+    agreement = (full["parsed_label"] == half["parsed_label"]).mean()
+    columns = [f"loglik_{label}" for label in labels]
+    delta = np.abs(full[columns].to_numpy() - half[columns].to_numpy()).max()
+    print(f"bf16 vs fp32: label agreement {agreement:.3f}, max |delta log-lik| {delta:.4f}")
+    assert agreement >= 0.95
+    assert delta <= 0.5
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_infer_shard_loads_in_the_configured_precision_and_records_it(
+    tmp_path, tokenizer, party_model, precision
+):
+    from locallm.tables import write_table
+
+    base = tmp_path / "base"
+    party_model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    write_table(pd.DataFrame(rows_of(TEXTS)), tmp_path / "test.parquet")
+    config = with_defaults({"inference": {"precision": precision, "max_cut_share": 1.0}})
+    infer_shard(
+        table=tmp_path / "test.parquet", output=tmp_path / "out.parquet", shard=0,
+        settings=dict(config["inference"]), task=TASK,
+        model_settings={"base": str(base), "method": "lora", "trust_remote_code": False},
+        metadata_columns=[], seed=0, variant="v", stage="base", base_dir=None, adapter_dir=None,
+    )  # fmt: skip
+    predictions = pd.read_parquet(tmp_path / "out.parquet")
+    assert predictions["gen_precision"].tolist() == [precision] * len(TEXTS)
+    assert predictions["parsed_label"].notna().all()

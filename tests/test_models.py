@@ -133,3 +133,42 @@ def test_full_method_loads_the_stage_folder_as_the_whole_model(base_dir, tmp_pat
     tokenizer.save_pretrained(tmp_path / "sft")
     loaded, _ = load_stage_model(settings("full"), base_dir, str(tmp_path / "sft"))
     assert loaded.lm_head.weight.abs().sum() == 0
+
+
+def test_auto_precision_is_bfloat16_exactly_where_the_cpu_has_bf16_instructions(monkeypatch):
+    from locallm.models import inference_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for fast in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda f=fast: f)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert inference_dtype("auto") == (torch.bfloat16 if fast else torch.float32)
+    assert inference_dtype("float32") == torch.float32
+    with pytest.raises(ValueError, match="inference.precision 'half'"):
+        inference_dtype("half")
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_a_bfloat16_stage_computes_base_and_adapter_in_bfloat16_close_to_float32(
+    base_dir, tmp_path, method
+):
+    from safetensors.torch import load_file, save_file
+
+    adapter = save_adapter(base_dir, tmp_path / "sft")
+    weights_file = tmp_path / "sft" / "adapter_model.safetensors"
+    generator = torch.Generator().manual_seed(0)
+    weights = {  # an adapter that changes the output (lora_B starts at zero)
+        k: v + 0.05 * torch.randn(v.shape, generator=generator)
+        for k, v in load_file(weights_file).items()
+    }
+    save_file(weights, weights_file)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    logits = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        model, _ = load_stage_model(settings(method), base_dir, adapter, dtype=dtype)
+        adapters = {p.dtype for name, p in model.named_parameters() if "lora_" in name}
+        assert adapters == {dtype}
+        with torch.no_grad():
+            logits[dtype] = model(input_ids=ids).logits.float()
+    difference = (logits[torch.float32] - logits[torch.bfloat16]).abs().max().item()
+    assert 0 < difference < 0.1

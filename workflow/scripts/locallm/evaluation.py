@@ -1,4 +1,7 @@
-"""The evaluate and perplexity jobs: read predictions, compute metrics, write tables and plots."""
+"""The evaluate job: read predictions and perplexities, compute metrics, write tables and plots.
+
+It loads no model (perplexity is computed by locallm.perplexity, with inference).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ from locallm.metrics import (  # noqa: E402
 from locallm.tables import (  # noqa: E402
     read_table,
     save_figure,
-    write_table,
     write_text,
     write_tsv,
 )
@@ -38,52 +40,6 @@ from locallm.tables import (  # noqa: E402
 log = get_logger(__name__)
 
 HEADLINE = ["accuracy", "accuracy_over_majority", "macro_f1", "cohen_kappa", "krippendorff_alpha"]
-
-
-# --- perplexity -----------------------------------------------------------------------------------
-
-
-def perplexity_stage(
-    *,
-    table: str | Path,
-    output: str | Path,
-    settings: dict[str, Any],
-    model_settings: dict[str, Any],
-    seed: int,
-    variant: str,
-    stage: str,
-    base_dir: str | Path | None,
-    adapter_dir: str | Path | None,
-    threads: int = 1,
-) -> None:
-    """Per-text negative log-likelihood of one stage on a seeded sample of the validation split."""
-    import torch
-
-    from locallm.inference import text_log_likelihoods
-    from locallm.models import load_stage_model, resolve_base_path
-
-    torch.set_num_threads(max(1, threads))
-    texts = read_table(table, columns=["doc_id", "group_id", "text"])
-    cap = settings["perplexity_max_texts"]
-    if cap is not None and len(texts) > cap:
-        texts = texts.sample(n=cap, random_state=seed).sort_index()
-    result = texts[["doc_id", "group_id"]].reset_index(drop=True)
-    result["nll"], result["n_tokens"] = np.zeros(len(texts)), np.zeros(len(texts), dtype=int)
-    if len(texts):
-        base_path = resolve_base_path(model_settings, bootstrapped_dir=base_dir)
-        model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir)
-        nll, n_tokens = text_log_likelihoods(
-            model,
-            tokenizer,
-            texts["text"].tolist(),
-            batch_size=settings["perplexity_batch_size"],
-            max_tokens=settings["perplexity_max_tokens"],
-        )
-        result["nll"], result["n_tokens"] = nll, n_tokens
-    result["variant"], result["stage"] = variant, stage
-    ppl = perplexity(result["nll"].to_numpy(), result["n_tokens"].to_numpy())
-    log.info("%s/%s: perplexity %.2f on %d texts", variant, stage, ppl, len(result))
-    write_table(result, output)
 
 
 # --- evaluate -------------------------------------------------------------------------------------

@@ -1,12 +1,7 @@
-"""Batched inference: generate answers (with self-consistency) or score each label's likelihood."""
+"""The infer job: one variant's model at one stage over one shard, classify or generate."""
 
 from __future__ import annotations
 
-import re
-import string
-import threading
-import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,338 +10,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from locallm.batching import Progress
 from locallm.context import context_length, fit_prompt, prompt_tokens, render_prompt
+from locallm.generation import generate_texts, majority_vote, normalise, parse_label
 from locallm.logs import get_logger, warn
+from locallm.scoring import label_continuations, label_log_likelihoods, label_probabilities
 from locallm.tables import read_table, write_table
 
 log = get_logger(__name__)
-
-UNMATCHED = (
-    None  # parsed_label of an output that names no label; the row stays, flagged `unmatched`
-)
-PROGRESS_SECONDS = 30.0  # inference logs rows done and rows/s at least this often
-
-
-# --- batching -------------------------------------------------------------------------------------
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first (padding waste is smallest).
-
-    Longest first also makes the first batch the one that runs out of memory, if any does.
-    """
-    if batch_size < 1:
-        raise ValueError(f"config inference.batch_size must be >= 1, got {batch_size}")
-    # A stable sort keeps equal-length rows in input order, so batches are deterministic.
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def _pad_token_id(tokenizer) -> int:
-    """The pad id; a tokenizer without one is refused (the model half adds and saves it)."""
-    if tokenizer.pad_token_id is None:
-        raise ValueError(
-            "the tokenizer has no pad token; the model stage should have added one "
-            "(locallm.models saves a pad token distinct from EOS)"
-        )
-    return tokenizer.pad_token_id
-
-
-def _left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded input ids and attention mask for a batch of token lists."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        if seq:
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            mask[row, width - len(seq) :] = 1
-    return ids, mask
-
-
-def _model_device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-class Progress:
-    """Logs rows done and rows/s every `interval` seconds from a side thread, and at the end.
-
-    A thread, because one batch of long prompts on a CPU can take longer than the interval.
-    """
-
-    def __init__(self, total: int, what: str, interval: float = PROGRESS_SECONDS):
-        self.total, self.what, self.interval = total, what, interval
-        self.done = 0
-        self._start = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._heartbeat, daemon=True)
-
-    def __enter__(self) -> Progress:
-        self._start = time.monotonic()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.report()
-
-    def advance(self, rows: int) -> None:
-        self.done += rows
-
-    def report(self) -> None:
-        elapsed = time.monotonic() - self._start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        log.info("%s: %d of %d rows done, %.2f rows/s", self.what, self.done, self.total, rate)
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.report()
-
-
-# --- prompts --------------------------------------------------------------------------------------
 
 
 def render_prompts(tokenizer, conversations: Sequence[list[dict]]) -> list[str]:
     """Chat-templated prompt strings that end where the assistant's answer begins."""
     return [render_prompt(tokenizer, c) for c in conversations]
-
-
-def label_continuations(tokenizer, conversation: list[dict], labels: Sequence[str]) -> list[str]:
-    """The text the chat template puts after the prompt when the assistant answers each label.
-
-    It includes the end-of-turn marker (EOS): scored with it, a label that is a prefix of another
-    ("Democratic" vs "Democratic-Republican") is not mistaken for the longer one's beginning.
-    """
-    prompt = render_prompts(tokenizer, [conversation])[0]
-    continuations = []
-    for label in labels:
-        full = tokenizer.apply_chat_template(
-            [*conversation, {"role": "assistant", "content": label}], tokenize=False
-        )
-        if full.startswith(prompt):
-            text = full[len(prompt) :]
-            eos = tokenizer.eos_token
-            # Whatever the template adds after the end of the turn is the same for every label.
-            if eos and eos in text[len(label) :]:
-                text = text[: text.index(eos, len(label)) + len(eos)]
-        else:
-            text = label + (tokenizer.eos_token or "")
-        continuations.append(text)
-    return continuations
-
-
-# --- classify: label log-likelihoods --------------------------------------------------------------
-
-
-@torch.inference_mode()
-def label_log_likelihoods(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    continuations: Sequence[str],
-    *,
-    batch_size: int,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Summed log-probability of each continuation after each prompt, and each one's token count.
-
-    Each prompt is run once; its key/value cache is repeated for the labels, so scoring L labels
-    costs one prompt pass plus L short continuation passes, not L full passes.
-    Returns (log_likelihoods of shape (n_prompts, n_labels), token counts of shape (n_labels,)).
-    """
-    pad_id = _pad_token_id(tokenizer)
-    device = _model_device(model)
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    cont_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-    if any(len(c) == 0 for c in cont_ids):
-        raise ValueError(f"a label continuation tokenizes to nothing: {list(continuations)!r}")
-    n_labels, longest = len(cont_ids), max(len(c) for c in cont_ids)
-    cont = torch.full((n_labels, longest), pad_id, dtype=torch.long)
-    cont_mask = torch.zeros((n_labels, longest), dtype=torch.long)
-    for j, ids in enumerate(cont_ids):
-        cont[j, : len(ids)] = torch.tensor(ids)
-        cont_mask[j, : len(ids)] = 1
-
-    scores = np.zeros((len(prompts), n_labels))
-    for batch in length_sorted_batches([len(p) for p in prompt_ids], batch_size):
-        ids, mask = _left_pad([prompt_ids[i] for i in batch], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        # Positions count real tokens only, as generate() does with left padding.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-            logits_to_keep=1,
-        )  # fmt: skip
-        first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
-        # log p(first token of each label | prompt): (B, L)
-        total = first[:, cont[:, 0].to(device)]
-        if longest > 1:
-            b = len(batch)
-            cache = out.cache if hasattr(out, "cache") else out.past_key_values
-            cache.batch_repeat_interleave(n_labels)
-            step_ids = cont[:, :-1].repeat(b, 1).to(device)  # (B*L, T-1), row = prompt-major
-            step_mask = cont_mask[:, :-1].repeat(b, 1).to(device)
-            full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), step_mask], dim=1)
-            start = mask.sum(-1).repeat_interleave(n_labels, 0).unsqueeze(1)
-            step_pos = start + torch.arange(longest - 1, device=device).unsqueeze(0)
-            out2 = model(
-                input_ids=step_ids, attention_mask=full_mask, position_ids=step_pos,
-                cache=cache, use_cache=True,
-            )  # fmt: skip
-            logp = torch.log_softmax(out2.logits.float(), dim=-1)  # (B*L, T-1, V)
-            targets = cont[:, 1:].repeat(b, 1).to(device)
-            picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            picked = picked * cont_mask[:, 1:].repeat(b, 1).to(device)
-            total = total + picked.sum(-1).view(b, n_labels)
-        scores[batch] = total.cpu().numpy()
-        if progress:
-            progress.advance(len(batch))
-    return scores, cont_mask.sum(-1).numpy()
-
-
-def label_probabilities(
-    log_likelihoods: np.ndarray, n_tokens: np.ndarray, scoring: str
-) -> np.ndarray:
-    """Per-label probabilities: a softmax over the label set of summed or per-token mean scores."""
-    if scoring == "sum":
-        scores = log_likelihoods
-    elif scoring == "mean":
-        scores = log_likelihoods / n_tokens[None, :]
-    else:
-        raise ValueError(f"config inference.label_scoring must be sum or mean, got {scoring!r}")
-    scores = scores - scores.max(axis=1, keepdims=True)
-    weights = np.exp(scores)
-    return weights / weights.sum(axis=1, keepdims=True)
-
-
-@torch.inference_mode()
-def text_log_likelihoods(
-    model, tokenizer, texts: Sequence[str], *, batch_size: int, max_tokens: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Negative log-likelihood (summed) and predicted-token count of each text, cut at max_tokens.
-
-    The first token has no context and is not predicted; perplexity is exp(sum nll / sum count).
-    """
-    pad_id = _pad_token_id(tokenizer)
-    device = _model_device(model)
-    ids = [tokenizer(t, add_special_tokens=True)["input_ids"][:max_tokens] for t in texts]
-    nll = np.zeros(len(texts))
-    for batch in length_sorted_batches([len(i) for i in ids], batch_size):
-        width = max(len(ids[i]) for i in batch)
-        tokens = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            tokens[row, : len(ids[i])] = torch.tensor(ids[i])
-            mask[row, : len(ids[i])] = 1
-        tokens, mask = tokens.to(device), mask.to(device)
-        logits = model(input_ids=tokens, attention_mask=mask).logits[:, :-1].float()
-        logp = torch.log_softmax(logits, -1).gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)
-        nll[batch] = -(logp * mask[:, 1:]).sum(-1).cpu().numpy()
-    return nll, np.array([max(len(i) - 1, 0) for i in ids])
-
-
-# --- generate: batched generation, parsing, self-consistency -------------------------------------
-
-
-@torch.inference_mode()
-def generate_texts(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    *,
-    batch_size: int,
-    max_new_tokens: int,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    num_samples: int = 1,
-    seed: int = 0,
-    progress: Progress | None = None,
-    cache_implementation: str | None = "static",
-) -> list[list[str]]:
-    """`num_samples` generated answers per prompt, in input order (batches run longest first).
-
-    `cache_implementation`: the key/value cache of `model.generate`. "static" (preallocated for the
-    batch) was faster than the default dynamic cache on the CPU with identical greedy outputs
-    (benchmarks/inference_speed.py); None gives transformers' default.
-    """
-    pad_id = _pad_token_id(tokenizer)
-    device = _model_device(model)
-    torch.manual_seed(seed)
-    prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
-    cache = {"cache_implementation": cache_implementation} if cache_implementation else {}
-    if num_samples > 1 and not do_sample:
-        warn(log, f"num_samples={num_samples} with greedy decoding gives identical samples")
-    results: list[list[str]] = [[] for _ in prompts]
-    for batch in length_sorted_batches([len(p) for p in prompt_ids], batch_size):
-        ids, mask = _left_pad([prompt_ids[i] for i in batch], pad_id)
-        out = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            num_return_sequences=num_samples,
-            pad_token_id=pad_id,
-            eos_token_id=tokenizer.eos_token_id,
-            **sampling,
-            **cache,
-        )
-        texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-        for k, i in enumerate(batch):
-            results[i] = [t.strip() for t in texts[k * num_samples : (k + 1) * num_samples]]
-        if progress:
-            progress.advance(len(batch))
-    return results
-
-
-_LEADING = re.compile(
-    r"^(?:(?:the\s+)?(?:final\s+)?(?:answer|label|prediction|party|class|category)"
-    r"(?:\s+(?:is|would\s+be))?\s*[:\-]?\s*|it\s+is\s+|it's\s+|answer\s*:\s*)",
-    re.IGNORECASE,
-)
-_EDGE_PUNCT = string.punctuation + string.whitespace + "“”‘’«»"
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def parse_label(output: str, labels: Sequence[str]) -> str | None:
-    """The label an output names, tolerating case, whitespace, punctuation and a leading phrase.
-
-    The answer may be the label alone or a sentence naming exactly one label as a whole word
-    (hyphens bind, so "Democratic-Republican" does not name "Democratic"). An answer naming no
-    label or several ("Democratic or Republican") is unmatched: None.
-    """
-    text = _normalise(output).strip(_EDGE_PUNCT)
-    text = _LEADING.sub("", text).strip(_EDGE_PUNCT)
-    by_norm = {_normalise(label): label for label in labels}
-    if text in by_norm:
-        return by_norm[text]
-    found = {
-        by_norm[norm]
-        for norm in by_norm
-        if re.search(rf"(?<![\w-]){re.escape(norm)}(?![\w-])", text)
-    }
-    return found.pop() if len(found) == 1 else UNMATCHED
-
-
-def majority_vote(parsed: Sequence[str | None]) -> tuple[str | None, float]:
-    """The most frequent parsed label among samples and its vote share (ties: earliest sample wins).
-
-    Unmatched samples count in the denominator: a label named by 2 of 5 samples has share 0.4.
-    """
-    counts = Counter(p for p in parsed if p is not None)
-    if not counts:
-        return None, 0.0
-    best = max(counts.values())
-    winner = next(p for p in parsed if p is not None and counts[p] == best)
-    return winner, best / len(parsed)
-
-
-# --- the rule's job -------------------------------------------------------------------------------
 
 
 def shard_rows(table: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
@@ -373,7 +49,7 @@ def predict(
         continuations = label_continuations(tokenizer, conversations[0], labels)
         with Progress(len(prompts), "classify") as progress:
             ll, n_tokens = label_log_likelihoods(
-                model, tokenizer, prompts, continuations, batch_size=settings["batch_size"],
+                model, tokenizer, prompts, continuations, batch_tokens=settings["batch_tokens"],
                 progress=progress,
             )  # fmt: skip
         if len(set(n_tokens.tolist())) > 1 and settings["label_scoring"] == "sum":
@@ -396,6 +72,7 @@ def predict(
             tokenizer,
             prompts,
             batch_size=settings["batch_size"],
+            batch_tokens=settings["batch_tokens"],
             max_new_tokens=settings["max_new_tokens"],
             do_sample=settings["do_sample"],
             temperature=settings["temperature"],
@@ -413,7 +90,7 @@ def predict(
         frame["vote_share"] = [v[1] for v in votes]
     else:
         # Free-text task: the vote is over whitespace/case-normalised answers.
-        votes = [majority_vote([_normalise(t) for t in s]) for s in samples]
+        votes = [majority_vote([normalise(t) for t in s]) for s in samples]
         frame["parsed_label"] = pd.array([v[0] for v in votes], dtype="string")
         frame["vote_share"] = [v[1] for v in votes]
     frame["unmatched"] = frame["parsed_label"].isna().to_numpy()
@@ -469,12 +146,16 @@ def fit_to_context(
     return [f[0] for f in fitted], cut, np.array([f[2] for f in fitted])
 
 
-def generation_settings(settings: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The settings that shaped a prediction, recorded on every row."""
+def generation_settings(
+    settings: dict[str, Any], seed: int, dtype: torch.dtype | None = None
+) -> dict[str, Any]:
+    """The settings that shaped a prediction, recorded on every row (with the dtype computed in)."""
     keys = ["mode", "label_scoring", "max_new_tokens", "do_sample", "temperature", "top_p"]
     recorded = {f"gen_{k}": settings[k] for k in keys}
     recorded["gen_num_samples"] = settings["num_samples"]
     recorded["gen_seed"] = seed
+    if dtype is not None:
+        recorded["gen_precision"] = str(dtype).removeprefix("torch.")
     return recorded
 
 
@@ -500,10 +181,11 @@ def infer_shard(
     Given `examples_table` (the train split: stage fewshot), every prompt starts with the same
     inference.fewshot_k solved examples per label, drawn with the seed; their doc_ids are recorded.
     """
-    from locallm.models import load_stage_model, resolve_base_path
+    from locallm.models import inference_dtype, load_stage_model, resolve_base_path
     from locallm.tasks import fewshot_examples
 
     torch.set_num_threads(max(1, threads))
+    dtype = inference_dtype(settings["precision"])
     everything = read_table(table)
     rows = shard_rows(everything, shard, settings["shards"])
     examples = pd.DataFrame()
@@ -520,7 +202,8 @@ def infer_shard(
     base_path = resolve_base_path(model_settings, bootstrapped_dir=base_dir)
     predictions = rows[keep].copy()
     if len(rows):
-        model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir)
+        log.info("inference in %s (inference.precision %s)", dtype, settings["precision"])
+        model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir, dtype=dtype)
         model.eval()
         conversations, cut, n_tokens = fit_to_context(
             model, tokenizer, rows.to_dict("records"), task, examples.to_dict("records"), settings
@@ -541,7 +224,7 @@ def infer_shard(
     if examples_table is not None:
         used = examples["doc_id"].astype(str).tolist()
         predictions["fewshot_doc_ids"] = [used] * len(predictions)
-    for key, value in generation_settings(settings, seed).items():
+    for key, value in generation_settings(settings, seed, dtype).items():
         predictions[key] = value
     write_table(predictions, output)
 

@@ -56,6 +56,30 @@ def compute_dtype() -> torch.dtype:
     return torch.float32
 
 
+def bf16_is_fast() -> bool:
+    """True where bfloat16 matmuls run natively: a bf16 GPU, or a CPU with AVX512-BF16 or AMX."""
+    import torch
+
+    if on_gpu():
+        return torch.cuda.is_bf16_supported()
+    # Private but stable helpers (torch 2.1+); without them, assume the CPU emulates bf16 (slow).
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def inference_dtype(precision: str) -> torch.dtype:
+    """The dtype inference loads weights in: config inference.precision, `auto` bf16 where fast."""
+    import torch
+
+    if precision == "auto":
+        return torch.bfloat16 if bf16_is_fast() else torch.float32
+    if precision in ("float32", "bfloat16"):
+        return getattr(torch, precision)
+    raise ValueError(
+        f"config inference.precision {precision!r}: allowed values are auto, float32, bfloat16"
+    )
+
+
 def resolve_base_path(
     settings: dict[str, Any], bootstrapped_dir: str = "results/models/base"
 ) -> str:
@@ -155,8 +179,8 @@ def check_same_base(stage_dir: str | os.PathLike, base_dir: str, base_print: str
             )
 
 
-def quantization_config(settings: dict[str, Any]):
-    """4-bit NF4 with double quantization for QLoRA; None for the other methods."""
+def quantization_config(settings: dict[str, Any], dtype: torch.dtype | None = None):
+    """4-bit NF4 with double quantization for QLoRA (computing in `dtype`); None otherwise."""
     if settings["method"] != "qlora":
         return None
     from transformers import BitsAndBytesConfig
@@ -165,7 +189,7 @@ def quantization_config(settings: dict[str, Any]):
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute_dtype(),
+        bnb_4bit_compute_dtype=dtype or compute_dtype(),
     )
 
 
@@ -193,7 +217,7 @@ def load_tokenizer(path: str, settings: dict[str, Any]):
     return tokenizer
 
 
-def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool):
+def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool, dtype=None):
     """AutoModelForCausalLM.from_pretrained with the project's safety and precision settings."""
     from transformers import AutoModelForCausalLM
 
@@ -202,8 +226,8 @@ def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool):
         revision=settings.get("revision") if not Path(path).is_dir() else None,
         trust_remote_code=settings["trust_remote_code"],
         use_safetensors=True,
-        dtype=compute_dtype(),
-        quantization_config=quantization_config(settings) if quantize else None,
+        dtype=dtype or compute_dtype(),
+        quantization_config=quantization_config(settings, dtype) if quantize else None,
         device_map=_device_map(),
         attn_implementation="sdpa",
     )
@@ -215,11 +239,13 @@ def load_stage_model(
     adapter_dir: str | None,
     *,
     trainable: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) of a stage: the base, plus the adapter at `adapter_dir` (or, for method
     `full`, the fine-tuned model saved there). QLoRA loads the base in 4-bit NF4.
 
     `trainable` prepares a 4-bit base for training and loads the adapter with trainable weights.
+    `dtype` (default: compute_dtype()) is what the weights, adapters included, compute in.
     """
     method = settings["method"]
     if method not in ("qlora", "lora", "full"):
@@ -237,9 +263,9 @@ def load_stage_model(
     tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir, settings)
 
     if method == "full":
-        model = _from_pretrained(adapter_dir or base_dir, settings, quantize=False)
+        model = _from_pretrained(adapter_dir or base_dir, settings, quantize=False, dtype=dtype)
     else:
-        model = _from_pretrained(base_dir, settings, quantize=method == "qlora")
+        model = _from_pretrained(base_dir, settings, quantize=method == "qlora", dtype=dtype)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -253,7 +279,10 @@ def load_stage_model(
     if method != "full" and adapter_dir is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+        # PEFT keeps adapters in float32 unless told otherwise; a bf16 base wants bf16 adapters.
+        model = PeftModel.from_pretrained(
+            model, adapter_dir, is_trainable=trainable, autocast_adapter_dtype=dtype is None
+        )
     if not trainable:
         model.eval()
     return model, tokenizer
