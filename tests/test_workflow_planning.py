@@ -1,5 +1,6 @@
 """Planning the DAG (`snakemake -n`): torch stays out of it, variants that tokenize alike share one
-tokenize job, and `threads: auto` lets independent jobs overlap.
+tokenize job, `threads: auto` lets independent jobs overlap, and the jobs of the longest training
+chain start first.
 """
 
 import re
@@ -101,3 +102,34 @@ def test_auto_threads_share_the_cores_among_variants_so_their_jobs_overlap(tmp_p
     one = {"r8": {"method": "qlora", "lora_r": 8}}
     result = snakemake(workflow_with_variants(tmp_path / "one", one, auto_threads=True), "-n")
     assert planned_threads(result, "sft") == {2}  # a lone variant's job gets every core
+
+
+def planned_priorities(result: subprocess.CompletedProcess, rule: str) -> dict[str, int]:
+    """{wildcards: priority} of every job of `rule` (a dry-run shows it only when above 0)."""
+    jobs = re.split(r"^(?:local)?rule ", result.stdout + result.stderr, flags=re.MULTILINE)
+    priorities = {}
+    for job in jobs:
+        if job.startswith(f"{rule}:"):
+            wildcards = re.search(r"^\s+wildcards: (.*)$", job, re.MULTILINE)
+            shown = re.search(r"^\s+priority: (\d+)", job, re.MULTILINE)
+            priorities[wildcards.group(1) if wildcards else ""] = (
+                int(shown.group(1)) if shown else 0
+            )
+    return priorities
+
+
+def test_jobs_of_the_longest_training_chain_are_planned_to_start_first(tmp_path):
+    variants = {
+        "full": {"method": "full", "max_steps": 12, "dpo_max_steps": 4},
+        "r8": {"method": "qlora", "lora_r": 8, "max_steps": 6, "dpo_max_steps": 2},
+    }
+    result = snakemake(workflow_with_variants(tmp_path, variants), "-n")
+    assert planned_priorities(result, "sft") == {"variant=full": 16, "variant=r8": 8}
+    assert planned_priorities(result, "dpo") == {"variant=full": 16, "variant=r8": 8}
+    assert set(planned_priorities(result, "tokenize").values()) == {16}
+    infer = planned_priorities(result, "infer")
+    assert infer["variant=full, stage=dpo, shard=000"] == 16
+    assert infer["variant=full, stage=sft, shard=000"] == 12  # the DPO job beside it goes first
+    assert infer["variant=full, stage=base, shard=000"] == 0
+    assert planned_priorities(result, "perplexity")["variant=r8, stage=sft"] == 6
+    assert planned_priorities(result, "gather_predictions")["variant=full, stage=dpo"] == 16

@@ -9,9 +9,11 @@ from snakemake.utils import validate
 
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.config import canonical
+from locallm.config import canonical, tokenization_id, variant_settings
 from locallm.config_checks import config_problems
 from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
+from locallm.scheduling import chain_priority
+from locallm.scheduling import job_threads as scheduled_threads
 
 validate(config, "../schemas/config.schema.yaml")
 # Sorted keys at every level, so that params (compared by repr) change only when values change.
@@ -74,15 +76,22 @@ def ingest_files(wildcards):
 
 
 def job_threads(setting, jobs_at_once):
-    """Threads of a job: a number from the config as it is; `auto` shares the cores given to
-    Snakemake (--cores) among the `jobs_at_once` independent jobs of its kind, so that they overlap
-    on a small machine, while a lone job (one variant) still gets every core. Without --cores (a
-    cluster run) auto is 1.
-    """
-    if setting != "auto":
-        return setting
-    cores = workflow.resource_settings.cores or 1
-    return max(1, cores // jobs_at_once)
+    """Threads of a job: `auto` shares --cores among `jobs_at_once` jobs (locallm.scheduling)."""
+    return scheduled_threads(setting, workflow.resource_settings.cores, jobs_at_once)
+
+
+def job_priority(wildcards):
+    """Jobs on the longest variant's training chain start first; base and fewshot inference wait."""
+    if hasattr(wildcards, "variant"):
+        variants = [wildcards.variant]
+    else:  # a tokenize job: every variant that tokenizes alike
+        variants = [
+            v for v in VARIANTS if tokenization_id(config, v) == wildcards.tokenization
+        ]
+    return chain_priority(
+        [variant_settings(config, v) for v in variants],
+        getattr(wildcards, "stage", None),
+    )
 
 
 def settings_digest(*settings):

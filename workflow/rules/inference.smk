@@ -14,6 +14,8 @@ rule infer:
         "logs/infer/{variant}/{stage}/{shard}.log",
     benchmark:
         "benchmarks/infer/{variant}/{stage}/{shard}.tsv"
+    # The critical path first (locallm.scheduling.chain_priority).
+    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     threads: INFERENCE_THREADS
@@ -50,6 +52,8 @@ rule gather_predictions:
         "logs/gather_predictions/{variant}/{stage}.log",
     benchmark:
         "benchmarks/gather_predictions/{variant}/{stage}.tsv"
+    # The critical path first (locallm.scheduling.chain_priority).
+    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     script:
