@@ -80,17 +80,21 @@ def test_sft_throughput_runs_packed_and_unpacked_with_the_packing_bound(tmp_path
     assert "against its bound" in capsys.readouterr().out
 
 
-def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
+def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path, capsys):
     seconds = {"a/one.tsv": 10.0, "b/x.tsv": 5.0, "b/y.tsv": 7.0, "c/one.tsv": 30.0, "d/one.tsv": 1}
     for path, s in seconds.items():
         (tmp_path / "benchmarks" / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "benchmarks" / path).write_text(f"s\th:m:s\n{s}\t0:00:{s:02.0f}\n")
+        (tmp_path / "benchmarks" / path).write_text(
+            f"s\th:m:s\tcpu_time\n{s}\t0:00:{s:02.0f}\t{s / 2}\n"
+        )
     log = tmp_path / "run.log"
     log.write_text(
-        "[Wed Dec  2 13:33:09 2026]\nrule a:\n    jobid: 1\n"
-        "[Wed Dec  2 13:33:19 2026]\nrule c:\n    jobid: 2\n"
+        "[Wed Dec  2 13:33:09 2026]\nrule a:\n    benchmark: benchmarks/a/one.tsv\n    jobid: 1\n"
+        "[Wed Dec  2 13:33:19 2026]\nrule c:\n    benchmark: benchmarks/c/one.tsv\n    jobid: 2\n"
         "[Wed Dec  2 13:33:49 2026]\nFinished jobid: 1 (Rule: a)\n"
         "[Wed Dec  2 13:34:09 2026]\nFinished jobid: 2 (Rule: c)\n"
+        "[Wed Dec  2 13:34:14 2026]\nrule d:\n    benchmark: benchmarks/d/one.tsv\n    jobid: 3\n"
+        "[Wed Dec  2 13:34:15 2026]\nFinished jobid: 3 (Rule: d)\n"
     )
     # a -> b -> d and c -> d: the chain through c (30 + 1) beats a -> b (10 + 7 + 1).
     nodes = "".join(f'{i}[label = "{rule}"];\n' for i, rule in enumerate("abcd"))
@@ -98,8 +102,13 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
     row = benchmark("critical_path").summary(tmp_path, log, rulegraph=dot)
     assert row["critical_path_s"] == 31.0 and row["path"] == "c → d"
     assert row["serial_s"] == 53.0 and row["jobs"] == 5
-    assert row["wall_s"] == 60.0
+    assert row["wall_s"] == 66.0
     assert row["overlapping_s"] == 30.0  # a and c both ran from 13:33:19 to 13:33:49
+    assert row["path_jobs"]["cpu_s"].tolist() == [15.0, 0.5]
+    assert row["path_wait_s"] == 5.0  # d was ready at 13:34:09 and started at 13:34:14
+    table = benchmark("critical_path").path_table([row, row])
+    assert "| c | 30 | 15 | 0 | 30 | 15 | 0 |" in table
+    assert "| **path** | 31 | 16 | 5 | 31 | 16 | 5 |" in table
 
 
 def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workflow(capsys):
