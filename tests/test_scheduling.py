@@ -25,15 +25,3 @@ def test_the_longest_training_chain_starts_first():
     assert chain_priority([FULL]) == 136
     assert chain_priority([QLORA]) == 28
     assert chain_priority([QLORA, FULL]) == 136  # a tokenize job both variants wait on
-
-
-def test_dpo_starts_before_the_inference_of_the_sft_stage_beside_it():
-    assert chain_priority([FULL], "dpo") == chain_priority([FULL]) == 136
-    assert chain_priority([FULL], "sft") == 120
-    assert chain_priority([FULL], "sft") < chain_priority([FULL], "dpo")
-
-
-def test_inference_of_untrained_stages_waits_for_every_training_chain():
-    assert chain_priority([FULL], "base") == 0
-    assert chain_priority([FULL], "fewshot") == 0
-    assert chain_priority([QLORA], "dpo") > chain_priority([FULL], "base")

@@ -127,9 +127,6 @@ def test_jobs_of_the_longest_training_chain_are_planned_to_start_first(tmp_path)
     assert planned_priorities(result, "sft") == {"variant=full": 16, "variant=r8": 8}
     assert planned_priorities(result, "dpo") == {"variant=full": 16, "variant=r8": 8}
     assert set(planned_priorities(result, "tokenize").values()) == {16}
-    infer = planned_priorities(result, "infer")
-    assert infer["variant=full, stage=dpo, shard=000"] == 16
-    assert infer["variant=full, stage=sft, shard=000"] == 12  # the DPO job beside it goes first
-    assert infer["variant=full, stage=base, shard=000"] == 0
-    assert planned_priorities(result, "perplexity")["variant=r8, stage=sft"] == 6
-    assert planned_priorities(result, "gather_predictions")["variant=full, stage=dpo"] == 16
+    # Inference waits behind no priority: it fills the cores the training chain leaves free.
+    assert set(planned_priorities(result, "infer").values()) == {0}
+    assert set(planned_priorities(result, "perplexity").values()) == {0}

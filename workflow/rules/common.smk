@@ -81,17 +81,14 @@ def job_threads(setting, jobs_at_once):
 
 
 def job_priority(wildcards):
-    """Jobs on the longest variant's training chain start first; base and fewshot inference wait."""
+    """Jobs of the longest variant's training chain start first (locallm.scheduling)."""
     if hasattr(wildcards, "variant"):
         variants = [wildcards.variant]
     else:  # a tokenize job: every variant that tokenizes alike
         variants = [
             v for v in VARIANTS if tokenization_id(config, v) == wildcards.tokenization
         ]
-    return chain_priority(
-        [variant_settings(config, v) for v in variants],
-        getattr(wildcards, "stage", None),
-    )
+    return chain_priority([variant_settings(config, v) for v in variants])
 
 
 def settings_digest(*settings):

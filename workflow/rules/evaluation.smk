@@ -12,8 +12,6 @@ rule perplexity:
         "logs/perplexity/{variant}/{stage}.log",
     benchmark:
         "benchmarks/perplexity/{variant}/{stage}.tsv"
-    # The critical path first (locallm.scheduling.chain_priority).
-    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     threads: INFERENCE_THREADS

@@ -14,8 +14,6 @@ rule infer:
         "logs/infer/{variant}/{stage}/{shard}.log",
     benchmark:
         "benchmarks/infer/{variant}/{stage}/{shard}.tsv"
-    # The critical path first (locallm.scheduling.chain_priority).
-    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     threads: INFERENCE_THREADS
@@ -52,8 +50,6 @@ rule gather_predictions:
         "logs/gather_predictions/{variant}/{stage}.log",
     benchmark:
         "benchmarks/gather_predictions/{variant}/{stage}.tsv"
-    # The critical path first (locallm.scheduling.chain_priority).
-    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     script:

@@ -1,17 +1,14 @@
 """How jobs share a small machine: the threads of a job, and which ready job starts first.
 
-On a 2-core laptop the demo's wall time is set by one chain of jobs (bootstrap_base, tokenize, the
-longest variant's sft and dpo, its inference, evaluate); the other jobs can fill the second core
-beside it, if the chain is never kept waiting for them.
+On a 2-core laptop the demo's jobs after bootstrap_base are about twice the work of its longest
+chain (tokenize, the full variant's sft and dpo, their inference, evaluate), so the two cores must
+stay busy and that chain must never wait for a core; docs/performance.md replays a run both ways.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-# Stages whose models no training job waits on: their inference can run whenever a core is free.
-UNTRAINED_STAGES = ("base", "fewshot")
 
 
 def job_threads(setting: int | str, cores: int | None, jobs_at_once: int) -> int:
@@ -30,19 +27,14 @@ def chain_steps(settings: Mapping[str, Any]) -> int:
     return settings["max_steps"] + settings["dpo_max_steps"]
 
 
-def chain_priority(variants: Iterable[Mapping[str, Any]], stage: str | None = None) -> int:
-    """Snakemake `priority` of a job that feeds or follows the training of `variants` (their
-    settings): the optimiser steps of the longest training chain through it, so that of two ready
-    jobs the one on the longest chain (the critical path) starts first. A job of the `sft` stage
-    (its inference, its perplexity) counts SFT's steps only: the DPO job beside it is further from
-    the end. A job without a stage (tokenize, sft, dpo) counts the whole chain. 0 for inference of
-    an untrained stage (`base`, `fewshot`), which only evaluate waits on.
+def chain_priority(variants: Iterable[Mapping[str, Any]]) -> int:
+    """Snakemake `priority` of a training job (tokenize, sft, dpo) of `variants` (their settings):
+    the optimiser steps of the longest of their chains, so that of two ready jobs the one on the
+    longest chain starts first. Every other job keeps priority 0 and fills the free cores.
 
-    Steps stand in for time: within one demo the variants share a base and a sequence length, and
-    a step of each method costs about the same on a tiny model (docs/performance.md).
+    Steps stand in for time: within one demo the variants share a base and a sequence length, and a
+    step of each method costs about the same on a tiny model (docs/performance.md). Inference jobs
+    get no priority: held back, they pile up at the end, where one core runs them while evaluate
+    waits (tried: 378 s against 365 s in the replay of docs/performance.md).
     """
-    if stage in UNTRAINED_STAGES:
-        return 0
-    if stage == "sft":
-        return max((settings["max_steps"] for settings in variants), default=0)
     return max((chain_steps(settings) for settings in variants), default=0)
