@@ -111,6 +111,49 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path, capsys):
     assert "| **path** | 31 | 16 | 5 | 31 | 16 | 5 |" in table
 
 
+def replay_log(events: list[tuple[int, str]]) -> str:
+    """A Snakemake log: (second, text) events from 13:00:00 on, each under its own timestamp."""
+    return "".join(
+        f"[Wed Dec  2 13:{t // 60:02d}:{t % 60:02d} 2026]\n{text}\n" for t, text in events
+    )
+
+
+def job(rule: str, jobid: int, inputs: str, output: str, wildcards: str = "") -> str:
+    lines = [f"localrule {rule}:"]
+    if inputs:
+        lines.append(f"    input: {inputs}")
+    lines += [f"    output: {output}", f"    jobid: {jobid}"]
+    if wildcards:
+        lines.append(f"    wildcards: {wildcards}")
+    return "\n".join(lines)
+
+
+def test_schedule_replay_starts_the_training_chain_first_and_prints_the_bound(tmp_path, capsys):
+    # The run started both base-stage infer jobs before the full variant's sft, which then ended
+    # last; with sft prioritised it starts at once and evaluate follows it.
+    log = tmp_path / "run.log"
+    log.write_text(replay_log([
+        (0, job("bootstrap_base", 1, "", "results/models/base")),
+        (10, "Finished jobid: 1 (Rule: bootstrap_base)"),
+        (10, job("infer", 2, "results/models/base", "a.parquet", "variant=full, stage=base")),
+        (10, job("infer", 3, "results/models/base", "b.parquet", "variant=qlora_r8, stage=base")),
+        (30, "Finished jobid: 3 (Rule: infer)"),
+        (30, job("sft", 4, "results/models/base", "results/models/full/sft", "variant=full")),
+        (40, "Finished jobid: 2 (Rule: infer)"),
+        (80, "Finished jobid: 4 (Rule: sft)"),
+        (80, job("evaluate", 5, "a.parquet, b.parquet, results/models/full/sft", "m.tsv")),
+        (85, "Finished jobid: 5 (Rule: evaluate)"),
+    ]))  # fmt: skip
+    rows = benchmark("schedule_replay").main(
+        [str(log), "--cores", "2", "--config", str(ROOT / "config" / "config.yaml")]
+    )
+    walls = [row["wall_s"] for row in rows]
+    assert walls == [85.0, 85.0, 65.0]  # measured; the run's own order replayed; sft first
+    # The longest chain (10 + 50 + 5) beats the core-seconds over 2 cores (115 / 2).
+    assert rows[0]["bound_s"] == 65.0
+    assert "lower bound" in capsys.readouterr().out
+
+
 def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workflow(capsys):
     rows = benchmark("dryrun_speed").main(["--sizes", "3", "--repeats", "1", "--baseline", "HEAD"])
     assert [r["workflow"] for r in rows] == ["current", "baseline HEAD"]
