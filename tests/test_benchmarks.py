@@ -154,6 +154,20 @@ def test_schedule_replay_starts_the_training_chain_first_and_prints_the_bound(tm
     assert "lower bound" in capsys.readouterr().out
 
 
+def test_bootstrap_speed_pretrains_in_both_dtypes_with_the_bound(tmp_path, capsys):
+    texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(40)]
+    write_table(pd.DataFrame({"text": texts}), tmp_path / "train.parquet")
+    table = benchmark("bootstrap_speed").main(
+        ["--train", str(tmp_path / "train.parquet"), "--steps", "2", "--threads", "1",
+         "--config", str(ROOT / "config" / "test.yaml")]
+    )  # fmt: skip
+    assert table.dtype.tolist() == ["float32", "bfloat16"]
+    assert (table.steps == 2).all() and (table.cpu_s > 0).all()
+    assert table.ratio_cpu.iloc[0] == 1.0 and (table.bound == 2.0).all()
+    assert table.final_loss.notna().all()
+    assert "pretraining" in capsys.readouterr().out
+
+
 def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workflow(capsys):
     rows = benchmark("dryrun_speed").main(["--sizes", "3", "--repeats", "1", "--baseline", "HEAD"])
     assert [r["workflow"] for r in rows] == ["current", "baseline HEAD"]
