@@ -13,6 +13,7 @@ Then the chain the run took along the critical path's rules, runs side by side: 
 the last job, the job of each rule whose end the next one waited for (the log's start and end
 stamps), its wall and CPU seconds (the benchmark files' `cpu_time`, all threads), and how long it
 waited after the previous one ended (for a core, or an input off the path; 0: started at once).
+Last, the CPU seconds of each rule's jobs summed, runs side by side.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def summary(run_dir: Path, log: Path, rulegraph: str | None = None) -> dict:
     return {
         "run": str(run_dir),
         "jobs": len(jobs),
+        "job_table": jobs,
         "wall_s": wall,
         "serial_s": jobs["seconds"].sum(),
         "critical_path_s": path_seconds,
@@ -197,7 +199,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in rows:
         print(f"critical path of {r['run']}: {r['path']}")
     print(path_table(rows))
+    print(rule_cpu_table(rows))
     return rows
+
+
+def rule_cpu_table(rows: list[dict]) -> str:
+    """CPU seconds of every rule's jobs summed (all threads), runs side by side, and the total."""
+    sums = [r["job_table"].groupby("rule")["cpu_s"].agg(["count", "sum"]) for r in rows]
+    rules = sorted(set().union(*(s.index for s in sums)))
+    lines = ["| rule | " + " | ".join(f"{r['run']} jobs | CPU s" for r in rows) + " |",
+             "|---|" + "---|---|" * len(rows)]  # fmt: skip
+    for rule in rules:
+        cells = [f"{s.at[rule, 'count']} | {s.at[rule, 'sum']:.1f}" if rule in s.index
+                 else "– | –" for s in sums]  # fmt: skip
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    totals = " | ".join(f"{int(s['count'].sum())} | {s['sum'].sum():.1f}" for s in sums)
+    lines.append(f"| **all** | {totals} |")
+    return "\n".join(lines)
 
 
 def path_table(rows: list[dict]) -> str:

@@ -109,6 +109,9 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path, capsys):
     table = benchmark("critical_path").path_table([row, row])
     assert "| c | 30 | 15 | 0 | 30 | 15 | 0 |" in table
     assert "| **path** | 31 | 16 | 5 | 31 | 16 | 5 |" in table
+    per_rule = benchmark("critical_path").rule_cpu_table([row])
+    assert "| b | 2 | 6.0 |" in per_rule  # two jobs: 2.5 + 3.5 CPU s
+    assert "| **all** | 5 | 26.5 |" in per_rule
 
 
 def replay_log(events: list[tuple[int, str]]) -> str:
