@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from locallm.config import load_config, tokenization_id, variant_settings  # noqa: E402
-from locallm.scheduling import chain_priority  # noqa: E402
+from locallm.config import load_config  # noqa: E402
+from locallm.scheduling import training_priority  # noqa: E402
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 RULE = re.compile(r"^(?:local)?rule (\w+):$")
@@ -114,21 +114,10 @@ def lower_bound(jobs: dict[str, dict], needs: dict[str, set[str]], cores: int) -
 
 def policy_priorities(jobs: dict[str, dict], config: dict) -> dict[str, float]:
     """Each job's priority under the current workflow's policy (common.smk's job_priority)."""
-    priorities = {}
-    for i, job in jobs.items():
-        wildcards = job["wildcards"]
-        if job["rule"] not in PRIORITISED_RULES:
-            priorities[i] = 0
-            continue
-        if "variant" in wildcards:
-            chain = [wildcards["variant"]]
-        else:
-            chain = [
-                v for v in config["variants"]
-                if tokenization_id(config, v) == wildcards["tokenization"]
-            ]  # fmt: skip
-        priorities[i] = chain_priority([variant_settings(config, v) for v in chain])
-    return priorities
+    return {
+        i: training_priority(config, job["wildcards"]) if job["rule"] in PRIORITISED_RULES else 0
+        for i, job in jobs.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -9,10 +9,10 @@ from snakemake.utils import validate
 
 # The library decides which files a shard reads; the DAG asks it, so the two always agree.
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-from locallm.config import canonical, tokenization_id, variant_settings
+from locallm.config import canonical
 from locallm.config_checks import config_problems
 from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
-from locallm.scheduling import chain_priority
+from locallm.scheduling import training_priority
 from locallm.scheduling import job_threads as scheduled_threads
 
 validate(config, "../schemas/config.schema.yaml")
@@ -82,13 +82,7 @@ def job_threads(setting, jobs_at_once):
 
 def job_priority(wildcards):
     """Jobs of the longest variant's training chain start first (locallm.scheduling)."""
-    if hasattr(wildcards, "variant"):
-        variants = [wildcards.variant]
-    else:  # a tokenize job: every variant that tokenizes alike
-        variants = [
-            v for v in VARIANTS if tokenization_id(config, v) == wildcards.tokenization
-        ]
-    return chain_priority([variant_settings(config, v) for v in variants])
+    return training_priority(config, dict(wildcards.items()))
 
 
 def settings_digest(*settings):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from locallm.config import tokenization_id, variant_settings
+
 
 def job_threads(setting: int | str, cores: int | None, jobs_at_once: int) -> int:
     """Threads of a job: a number from the config as it is; `auto` shares `cores` (Snakemake's
@@ -38,3 +40,15 @@ def chain_priority(variants: Iterable[Mapping[str, Any]]) -> int:
     waits (tried: 378 s against 365 s in the replay of docs/performance.md).
     """
     return max((chain_steps(settings) for settings in variants), default=0)
+
+
+def training_priority(config: Mapping[str, Any], wildcards: Mapping[str, str]) -> int:
+    """`chain_priority` of a tokenize, sft or dpo job, from its wildcards: its `variant`, or for a
+    tokenize job its `tokenization`, shared by every variant that tokenizes alike."""
+    if "variant" in wildcards:
+        variants = [wildcards["variant"]]
+    else:
+        variants = [
+            v for v in config["variants"] if tokenization_id(config, v) == wildcards["tokenization"]
+        ]
+    return chain_priority([variant_settings(config, v) for v in variants])
