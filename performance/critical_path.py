@@ -8,6 +8,12 @@ rules, each weighted by its slowest job (jobs of one rule can run side by side);
 the sum of all jobs, what the run takes when no two jobs overlap. The wall time runs from the first
 to the last timestamp of the run's log (`snakemake ... > run.log 2>&1`). Wall time can not fall
 below the critical path: wall / critical path is printed beside that bound of 1.
+
+Then the chain the run took along the critical path's rules, runs side by side: walking back from
+the last job, the job of each rule whose end the next one waited for (the log's start and end
+stamps), its wall and CPU seconds (the benchmark files' `cpu_time`, all threads), and how long it
+waited after the previous one ended (for a core, or an input off the path; 0: started at once).
+Last, the CPU seconds of each rule's jobs summed, runs side by side.
 """
 
 from __future__ import annotations
@@ -27,15 +33,18 @@ NODE = re.compile(r'^\s*(\d+)\[label = "([^"]+)"', re.MULTILINE)
 EDGE = re.compile(r"^\s*(\d+) -> (\d+)", re.MULTILINE)
 JOB_START = re.compile(r"^\s+jobid: (\d+)$")
 JOB_END = re.compile(r"^Finished jobid: (\d+)")
+JOB_BENCHMARK = re.compile(r"^\s+benchmark: (\S+)$")
+JOB_RULE = re.compile(r"^(?:local)?rule \w+:$")
 
 
 def job_seconds(run_dir: Path) -> pd.DataFrame:
-    """rule, file and wall seconds of every job with a benchmark file."""
-    rows = [
-        {"rule": tsv.relative_to(run_dir / "benchmarks").parts[0], "file": str(tsv),
-         "seconds": float(pd.read_csv(tsv, sep="\t")["s"].iloc[0])}
-        for tsv in sorted((run_dir / "benchmarks").rglob("*.tsv"))
-    ]  # fmt: skip
+    """rule, file (relative to the run), wall and CPU seconds of every job with a benchmark file."""
+    rows = []
+    for tsv in sorted((run_dir / "benchmarks").rglob("*.tsv")):
+        record = pd.read_csv(tsv, sep="\t").iloc[0]
+        rows.append({"rule": tsv.relative_to(run_dir / "benchmarks").parts[0],
+                     "file": str(tsv.relative_to(run_dir)), "seconds": float(record["s"]),
+                     "cpu_s": float(record["cpu_time"])})  # fmt: skip
     if not rows:
         raise FileNotFoundError(f"no benchmark files under {run_dir / 'benchmarks'}")
     return pd.DataFrame(rows)
@@ -92,6 +101,57 @@ def overlapping_seconds(log: Path) -> float:
     return overlapping
 
 
+def job_spans(log: Path) -> dict[str, tuple[datetime, datetime]]:
+    """{benchmark file: (start, end)} of every job the log shows starting and finishing."""
+    started, files, spans, stamp, block = {}, {}, {}, None, {}
+    for line in log.read_text().splitlines():
+        if found := STAMP.match(line):
+            stamp = datetime.strptime(found.group(1), "%a %b %d %H:%M:%S %Y")
+        elif JOB_RULE.match(line):
+            block = {}  # a job's block: its jobid and benchmark file, in either order
+        elif found := JOB_BENCHMARK.match(line):
+            block["file"] = found.group(1)
+        elif found := JOB_START.match(line):
+            block["jobid"] = found.group(1)
+            started[found.group(1)] = stamp
+        elif (found := JOB_END.match(line)) and found.group(1) in files:
+            spans[files[found.group(1)]] = (started[found.group(1)], stamp)
+        if "jobid" in block and "file" in block:
+            files[block["jobid"]] = block["file"]
+    return spans
+
+
+def chain_taken(
+    path: list[str], jobs: pd.DataFrame, spans: dict[str, tuple[datetime, datetime]]
+) -> pd.DataFrame:
+    """The jobs the run's end waited on, one per rule of `path`, walked back from the last: of each
+    rule, the job that ended last before the chosen job of the next rule started (the input that
+    arrived last). wait_s: from the previous chosen job's end to this one's start: time it waited
+    for a core, or for an input off the path. A rule none of whose jobs the log shows keeps its
+    slowest job, no wait.
+    """
+    chosen, next_start = [], None
+    for rule in reversed(path):
+        candidates = jobs[jobs["rule"] == rule]
+        shown = [
+            (spans[f][1], i)
+            for i, f in candidates["file"].items()
+            if f in spans and (next_start is None or spans[f][1] <= next_start)
+        ]
+        if not shown:
+            row = candidates.loc[candidates["seconds"].idxmax()].to_dict()
+            chosen.append({**row, "gap_s": 0.0})
+            continue
+        end, index = max(shown)
+        wait = (next_start - end).total_seconds() if next_start is not None else 0.0
+        chosen.append({**candidates.loc[index].to_dict(), "gap_s": wait})
+        next_start = spans[candidates.at[index, "file"]][0]
+    taken = pd.DataFrame(chosen[::-1])
+    # The gap after a job is the wait of the job after it.
+    taken["wait_s"] = [0.0, *taken["gap_s"].iloc[:-1]]
+    return taken.drop(columns="gap_s")
+
+
 def summary(run_dir: Path, log: Path, rulegraph: str | None = None) -> dict:
     """Wall, serial and critical-path seconds of one run (rulegraph: dot text, else computed)."""
     if rulegraph is None:
@@ -104,15 +164,20 @@ def summary(run_dir: Path, log: Path, rulegraph: str | None = None) -> dict:
     slowest = jobs.groupby("rule")["seconds"].max().to_dict()
     path_seconds, path = critical_path(rules, edges, slowest)
     wall = log_wall_seconds(log)
+    path = [r for r in path if slowest.get(r)]
+    path_jobs = chain_taken(path, jobs, job_spans(log))
     return {
         "run": str(run_dir),
         "jobs": len(jobs),
+        "job_table": jobs,
         "wall_s": wall,
         "serial_s": jobs["seconds"].sum(),
         "critical_path_s": path_seconds,
         "wall_over_critical_path": wall / path_seconds,
         "overlapping_s": overlapping_seconds(log),
-        "path": " → ".join(r for r in path if slowest.get(r)),
+        "path": " → ".join(path),
+        "path_jobs": path_jobs,
+        "path_wait_s": path_jobs["wait_s"].sum(),
     }
 
 
@@ -133,7 +198,50 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"| {r['overlapping_s']:.0f} |")  # fmt: skip
     for r in rows:
         print(f"critical path of {r['run']}: {r['path']}")
+    print(path_table(rows))
+    print(rule_cpu_table(rows))
     return rows
+
+
+def rule_cpu_table(rows: list[dict]) -> str:
+    """CPU seconds of every rule's jobs summed (all threads), runs side by side, and the total."""
+    sums = [r["job_table"].groupby("rule")["cpu_s"].agg(["count", "sum"]) for r in rows]
+    rules = sorted(set().union(*(s.index for s in sums)))
+    lines = ["| rule | " + " | ".join(f"{r['run']} jobs | CPU s" for r in rows) + " |",
+             "|---|" + "---|---|" * len(rows)]  # fmt: skip
+    for rule in rules:
+        cells = [f"{s.at[rule, 'count']} | {s.at[rule, 'sum']:.1f}" if rule in s.index
+                 else "– | –" for s in sums]  # fmt: skip
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    totals = " | ".join(f"{int(s['count'].sum())} | {s['sum'].sum():.1f}" for s in sums)
+    lines.append(f"| **all** | {totals} |")
+    return "\n".join(lines)
+
+
+def path_table(rows: list[dict]) -> str:
+    """The chains taken, rule by rule, runs side by side (rules in the order of the first)."""
+    order = list(dict.fromkeys(rule for r in rows for rule in r["path_jobs"]["rule"]))
+    header = "| rule | " + " | ".join(
+        f"{r['run']} s | CPU s | waited s" for r in rows
+    ) + " |"  # fmt: skip
+    lines = [header, "|---|" + "---|---|---|" * len(rows)]
+    for rule in order:
+        cells = []
+        for r in rows:
+            job = r["path_jobs"].set_index("rule")
+            cells.append(
+                f"{job.at[rule, 'seconds']:.0f} | {job.at[rule, 'cpu_s']:.0f} | "
+                f"{job.at[rule, 'wait_s']:.0f}"
+                if rule in job.index
+                else "– | – | –"
+            )
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    totals = " | ".join(
+        f"{r['path_jobs']['seconds'].sum():.0f} | {r['path_jobs']['cpu_s'].sum():.0f} | "
+        f"{r['path_wait_s']:.0f}" for r in rows
+    )  # fmt: skip
+    lines.append(f"| **path** | {totals} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -80,17 +80,21 @@ def test_sft_throughput_runs_packed_and_unpacked_with_the_packing_bound(tmp_path
     assert "against its bound" in capsys.readouterr().out
 
 
-def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
+def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path, capsys):
     seconds = {"a/one.tsv": 10.0, "b/x.tsv": 5.0, "b/y.tsv": 7.0, "c/one.tsv": 30.0, "d/one.tsv": 1}
     for path, s in seconds.items():
         (tmp_path / "benchmarks" / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "benchmarks" / path).write_text(f"s\th:m:s\n{s}\t0:00:{s:02.0f}\n")
+        (tmp_path / "benchmarks" / path).write_text(
+            f"s\th:m:s\tcpu_time\n{s}\t0:00:{s:02.0f}\t{s / 2}\n"
+        )
     log = tmp_path / "run.log"
     log.write_text(
-        "[Wed Dec  2 13:33:09 2026]\nrule a:\n    jobid: 1\n"
-        "[Wed Dec  2 13:33:19 2026]\nrule c:\n    jobid: 2\n"
+        "[Wed Dec  2 13:33:09 2026]\nrule a:\n    benchmark: benchmarks/a/one.tsv\n    jobid: 1\n"
+        "[Wed Dec  2 13:33:19 2026]\nrule c:\n    benchmark: benchmarks/c/one.tsv\n    jobid: 2\n"
         "[Wed Dec  2 13:33:49 2026]\nFinished jobid: 1 (Rule: a)\n"
         "[Wed Dec  2 13:34:09 2026]\nFinished jobid: 2 (Rule: c)\n"
+        "[Wed Dec  2 13:34:14 2026]\nrule d:\n    benchmark: benchmarks/d/one.tsv\n    jobid: 3\n"
+        "[Wed Dec  2 13:34:15 2026]\nFinished jobid: 3 (Rule: d)\n"
     )
     # a -> b -> d and c -> d: the chain through c (30 + 1) beats a -> b (10 + 7 + 1).
     nodes = "".join(f'{i}[label = "{rule}"];\n' for i, rule in enumerate("abcd"))
@@ -98,8 +102,73 @@ def test_critical_path_weighs_each_rule_by_its_slowest_job(tmp_path):
     row = benchmark("critical_path").summary(tmp_path, log, rulegraph=dot)
     assert row["critical_path_s"] == 31.0 and row["path"] == "c → d"
     assert row["serial_s"] == 53.0 and row["jobs"] == 5
-    assert row["wall_s"] == 60.0
+    assert row["wall_s"] == 66.0
     assert row["overlapping_s"] == 30.0  # a and c both ran from 13:33:19 to 13:33:49
+    assert row["path_jobs"]["cpu_s"].tolist() == [15.0, 0.5]
+    assert row["path_wait_s"] == 5.0  # d was ready at 13:34:09 and started at 13:34:14
+    table = benchmark("critical_path").path_table([row, row])
+    assert "| c | 30 | 15 | 0 | 30 | 15 | 0 |" in table
+    assert "| **path** | 31 | 16 | 5 | 31 | 16 | 5 |" in table
+    per_rule = benchmark("critical_path").rule_cpu_table([row])
+    assert "| b | 2 | 6.0 |" in per_rule  # two jobs: 2.5 + 3.5 CPU s
+    assert "| **all** | 5 | 26.5 |" in per_rule
+
+
+def replay_log(events: list[tuple[int, str]]) -> str:
+    """A Snakemake log: (second, text) events from 13:00:00 on, each under its own timestamp."""
+    return "".join(
+        f"[Wed Dec  2 13:{t // 60:02d}:{t % 60:02d} 2026]\n{text}\n" for t, text in events
+    )
+
+
+def job(rule: str, jobid: int, inputs: str, output: str, wildcards: str = "") -> str:
+    lines = [f"localrule {rule}:"]
+    if inputs:
+        lines.append(f"    input: {inputs}")
+    lines += [f"    output: {output}", f"    jobid: {jobid}"]
+    if wildcards:
+        lines.append(f"    wildcards: {wildcards}")
+    return "\n".join(lines)
+
+
+def test_schedule_replay_starts_the_training_chain_first_and_prints_the_bound(tmp_path, capsys):
+    # The run started both base-stage infer jobs before the full variant's sft, which then ended
+    # last; with sft prioritised it starts at once and evaluate follows it.
+    log = tmp_path / "run.log"
+    log.write_text(replay_log([
+        (0, job("bootstrap_base", 1, "", "results/models/base")),
+        (10, "Finished jobid: 1 (Rule: bootstrap_base)"),
+        (10, job("infer", 2, "results/models/base", "a.parquet", "variant=full, stage=base")),
+        (10, job("infer", 3, "results/models/base", "b.parquet", "variant=qlora_r8, stage=base")),
+        (30, "Finished jobid: 3 (Rule: infer)"),
+        (30, job("sft", 4, "results/models/base", "results/models/full/sft", "variant=full")),
+        (40, "Finished jobid: 2 (Rule: infer)"),
+        (80, "Finished jobid: 4 (Rule: sft)"),
+        (80, job("evaluate", 5, "a.parquet, b.parquet, results/models/full/sft", "m.tsv")),
+        (85, "Finished jobid: 5 (Rule: evaluate)"),
+    ]))  # fmt: skip
+    rows = benchmark("schedule_replay").main(
+        [str(log), "--cores", "2", "--config", str(ROOT / "config" / "config.yaml")]
+    )
+    walls = [row["wall_s"] for row in rows]
+    assert walls == [85.0, 85.0, 65.0]  # measured; the run's own order replayed; sft first
+    # The longest chain (10 + 50 + 5) beats the core-seconds over 2 cores (115 / 2).
+    assert rows[0]["bound_s"] == 65.0
+    assert "lower bound" in capsys.readouterr().out
+
+
+def test_bootstrap_speed_pretrains_in_both_dtypes_with_the_bound(tmp_path, capsys):
+    texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(40)]
+    write_table(pd.DataFrame({"text": texts}), tmp_path / "train.parquet")
+    table = benchmark("bootstrap_speed").main(
+        ["--train", str(tmp_path / "train.parquet"), "--steps", "2", "--threads", "1",
+         "--config", str(ROOT / "config" / "test.yaml")]
+    )  # fmt: skip
+    assert table.dtype.tolist() == ["float32", "bfloat16"]
+    assert (table.steps == 2).all() and (table.cpu_s > 0).all()
+    assert table.ratio_cpu.iloc[0] == 1.0 and (table.bound == 2.0).all()
+    assert table.final_loss.notna().all()
+    assert "pretraining" in capsys.readouterr().out
 
 
 def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workflow(capsys):

@@ -7,6 +7,7 @@ from locallm.metrics import (
     agreement,
     bootstrap_groups,
     bootstrap_replicates,
+    calibration_error,
     confusion,
     encode,
     evaluate_labels,
@@ -102,6 +103,23 @@ def test_expected_calibration_error_matches_hand_example():
     assert table["n"].tolist() == [2, 4]
     assert table["accuracy"].tolist() == pytest.approx([0.5, 0.5])
     assert table["confidence"].tolist() == pytest.approx([0.425, 0.75])
+
+
+def test_calibration_error_alone_equals_the_ece_beside_the_reliability_table():
+    rng = np.random.default_rng(0)
+    confidence, correct = rng.uniform(0.5, 1, 300), rng.uniform(size=300) < 0.7
+    ece, _ = expected_calibration_error(confidence, correct, bins=10)
+    assert calibration_error(confidence, correct, bins=10) == ece
+
+
+def test_krippendorff_alpha_counts_an_agreed_code_twice_in_its_unit():
+    gold, predicted = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
+    counts = np.zeros((5, 3))
+    for unit, (g, p) in enumerate(zip(gold, predicted, strict=True)):
+        counts[unit, g] += 1
+        counts[unit, p] += 1
+    expected = krippendorff.alpha(value_counts=counts, level_of_measurement="nominal")
+    assert agreement(gold, predicted, ["a", "b"])["krippendorff_alpha"] == expected
 
 
 def test_calibration_bins_are_closed_on_the_right():

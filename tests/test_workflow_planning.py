@@ -1,5 +1,6 @@
 """Planning the DAG (`snakemake -n`): torch stays out of it, variants that tokenize alike share one
-tokenize job, and `threads: auto` lets independent jobs overlap.
+tokenize job, `threads: auto` lets independent jobs overlap, and the jobs of the longest training
+chain start first.
 """
 
 import re
@@ -123,3 +124,31 @@ def test_hpc_fit_error_stops_the_dag_when_a_variant_cannot_fit_the_gpu(tmp_path)
     warn_only = {**small_gpu, "fit_error": False}
     result = snakemake(workflow_with_variants(tmp_path / "warn", variants, hpc=warn_only), "-n")
     assert planned_jobs(result, "sft") == 1
+
+
+def planned_priorities(result: subprocess.CompletedProcess, rule: str) -> dict[str, int]:
+    """{wildcards: priority} of every job of `rule` (a dry-run shows it only when above 0)."""
+    jobs = re.split(r"^(?:local)?rule ", result.stdout + result.stderr, flags=re.MULTILINE)
+    priorities = {}
+    for job in jobs:
+        if job.startswith(f"{rule}:"):
+            wildcards = re.search(r"^\s+wildcards: (.*)$", job, re.MULTILINE)
+            shown = re.search(r"^\s+priority: (\d+)", job, re.MULTILINE)
+            priorities[wildcards.group(1) if wildcards else ""] = (
+                int(shown.group(1)) if shown else 0
+            )
+    return priorities
+
+
+def test_jobs_of_the_longest_training_chain_are_planned_to_start_first(tmp_path):
+    variants = {
+        "full": {"method": "full", "max_steps": 12, "dpo_max_steps": 4},
+        "r8": {"method": "qlora", "lora_r": 8, "max_steps": 6, "dpo_max_steps": 2},
+    }
+    result = snakemake(workflow_with_variants(tmp_path, variants), "-n")
+    assert planned_priorities(result, "sft") == {"variant=full": 16, "variant=r8": 8}
+    assert planned_priorities(result, "dpo") == {"variant=full": 16, "variant=r8": 8}
+    assert set(planned_priorities(result, "tokenize").values()) == {16}
+    # Inference waits behind no priority: it fills the cores the training chain leaves free.
+    assert set(planned_priorities(result, "infer").values()) == {0}
+    assert set(planned_priorities(result, "perplexity").values()) == {0}

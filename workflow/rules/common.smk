@@ -12,6 +12,7 @@ from locallm.config_checks import config_problems
 from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
 from locallm.fetching import go_offline
 from locallm.preflight import format_preflight, preflight_table
+from locallm.scheduling import training_priority
 
 validate(config, "../schemas/config.schema.yaml")
 # Sorted keys at every level, so that params (compared by repr) change only when values change.
@@ -80,6 +81,11 @@ wildcard_constraints:
 # Corpus and filtering.
 def ingest_files(wildcards):
     return PLAN.ingest_files(wildcards.shard)
+
+
+def job_priority(wildcards):
+    """Jobs of the longest variant's training chain start first (locallm.scheduling)."""
+    return training_priority(config, dict(wildcards.items()))
 
 
 # Model half (model.smk).

@@ -125,6 +125,8 @@ rule tokenize:
         "logs/tokenize/{tokenization}.log",
     benchmark:
         "benchmarks/tokenize/{tokenization}.tsv"
+    # The critical path first (locallm.scheduling.chain_priority).
+    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     params:
@@ -152,6 +154,8 @@ rule sft:
         "logs/sft/{variant}.log",
     benchmark:
         "benchmarks/sft/{variant}.tsv"
+    # The critical path first (locallm.scheduling.chain_priority).
+    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     threads: training_threads
@@ -185,6 +189,8 @@ rule dpo:
         "logs/dpo/{variant}.log",
     benchmark:
         "benchmarks/dpo/{variant}.tsv"
+    # The critical path first (locallm.scheduling.chain_priority).
+    priority: job_priority
     conda:
         "../../envs/locallm.yaml"
     threads: training_threads

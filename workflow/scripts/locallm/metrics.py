@@ -64,9 +64,15 @@ def cohen_kappa(cm: np.ndarray) -> float:
 
 def krippendorff_alpha(gold: np.ndarray, predicted: np.ndarray, n_values: int) -> float:
     """Krippendorff's alpha (nominal) of two coders, each row a unit coded once by each."""
-    counts = np.zeros((len(gold), n_values))
-    np.add.at(counts, (np.arange(len(gold)), gold), 1)
-    np.add.at(counts, (np.arange(len(gold)), predicted), 1)
+    # Row i counts its two codes (the same value twice when the coders agree); bincount rather
+    # than np.add.at, which is slow enough to dominate the bootstrap.
+    cells = np.arange(len(gold)) * n_values
+    size = len(gold) * n_values
+    counts = (
+        (np.bincount(cells + gold, minlength=size) + np.bincount(cells + predicted, minlength=size))
+        .reshape(len(gold), n_values)
+        .astype(float)
+    )
     if np.count_nonzero(counts.sum(axis=0)) < 2:
         return float("nan")  # one value only: agreement by chance is total, alpha undefined
     return float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
@@ -90,6 +96,25 @@ def agreement(gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) ->
     return result
 
 
+def _calibration_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: size, summed confidence, summed correctness."""
+    correct = np.asarray(correct, dtype=float)
+    # Bin b holds confidences in (b/bins, (b+1)/bins]; edges from linspace, as Guo et al. (2017).
+    which = np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], confidence, side="left")
+    size = np.bincount(which, minlength=bins)
+    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(which, weights=correct, minlength=bins)
+    return size, conf_sum, acc_sum
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int) -> float:
+    """ECE alone: what each bootstrap replicate needs, without building the reliability table."""
+    _, conf_sum, acc_sum = _calibration_bins(confidence, correct, bins)
+    return float(np.abs(acc_sum - conf_sum).sum() / len(confidence))
+
+
 def expected_calibration_error(
     confidence: np.ndarray, correct: np.ndarray, bins: int
 ) -> tuple[float, pd.DataFrame]:
@@ -98,12 +123,7 @@ def expected_calibration_error(
     ECE = sum over bins of (bin size / n) * |accuracy in bin - mean confidence in bin|. The
     confidence is the top label's probability (classify) or the vote share (generate).
     """
-    correct = np.asarray(correct, dtype=float)
-    # Bin b holds confidences in (b/bins, (b+1)/bins]; edges from linspace, as Guo et al. (2017).
-    which = np.searchsorted(np.linspace(0, 1, bins + 1)[1:-1], confidence, side="left")
-    size = np.bincount(which, minlength=bins)
-    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
-    acc_sum = np.bincount(which, weights=correct, minlength=bins)
+    size, conf_sum, acc_sum = _calibration_bins(confidence, correct, bins)
     table = pd.DataFrame(
         {
             "bin": np.arange(bins),
@@ -114,8 +134,7 @@ def expected_calibration_error(
             "accuracy": _safe_div(acc_sum, size),
         }
     )
-    ece = float(np.abs(acc_sum - conf_sum).sum() / len(confidence))
-    return ece, table
+    return calibration_error(confidence, correct, bins), table
 
 
 def group_rows(groups: Sequence) -> list[np.ndarray]:
@@ -211,9 +230,7 @@ def evaluate_labels(
                 np.mean(gold[rows] == zero_shot[rows])
             )
         if confidence is not None:
-            values["ece"], _ = expected_calibration_error(
-                confidence[rows], correct[rows], calibration_bins
-            )
+            values["ece"] = calibration_error(confidence[rows], correct[rows], calibration_bins)
         return values
 
     point = statistic(np.arange(len(gold)))

@@ -20,6 +20,7 @@ from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
 from locallm.gguf_bases import converted_dir, gguf_sources, is_gguf_base
 from locallm.models import TINY, resolve_base_path
 from locallm.preflight import job_resources
+from locallm.scheduling import job_threads
 from locallm.settings import (
     DPOSettings,
     InferenceSettings,
@@ -139,12 +140,8 @@ class Plan:
     # --- threads and resources ----------------------------------------------------------------
 
     def threads(self, setting: int | str, jobs_at_once: int) -> int:
-        """Threads of a job: a number from the config as it is; `auto` shares the cores given to
-        Snakemake among the `jobs_at_once` independent jobs of its kind, so that they overlap on a
-        small machine, while a lone job still gets every core. Without --cores (a cluster) 1."""
-        if setting != "auto":
-            return setting
-        return max(1, (self.cores or 1) // jobs_at_once)
+        """Threads of a job (`auto` shares --cores among `jobs_at_once`: locallm.scheduling)."""
+        return job_threads(setting, self.cores, jobs_at_once)
 
     @property
     def inference_threads(self) -> int:
