@@ -155,8 +155,9 @@ def check_same_base(stage_dir: str | os.PathLike, base_dir: str, base_print: str
             )
 
 
-def quantization_config(settings: dict[str, Any]):
-    """4-bit NF4 with double quantization for QLoRA; None for the other methods."""
+def quantization_config(settings: dict[str, Any], compute: torch.dtype | None = None):
+    """4-bit NF4 with double quantization for QLoRA, its matmuls in `compute` (by default
+    compute_dtype()); None for the other methods."""
     if settings["method"] != "qlora":
         return None
     from transformers import BitsAndBytesConfig
@@ -165,7 +166,7 @@ def quantization_config(settings: dict[str, Any]):
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute_dtype(),
+        bnb_4bit_compute_dtype=compute or compute_dtype(),
     )
 
 
@@ -193,17 +194,23 @@ def load_tokenizer(path: str, settings: dict[str, Any]):
     return tokenizer
 
 
-def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool):
+def _from_pretrained(
+    path: str, settings: dict[str, Any], quantize: bool, precision: str | None = None
+):
     """AutoModelForCausalLM.from_pretrained with the project's safety and precision settings."""
+    import torch
     from transformers import AutoModelForCausalLM
+
+    # Under autocast the weights stay float32 (the optimizer's copy); 4-bit matmuls need the dtype.
+    compute = getattr(torch, precision) if precision else None
 
     return AutoModelForCausalLM.from_pretrained(
         path,
         revision=settings.get("revision") if not Path(path).is_dir() else None,
         trust_remote_code=settings["trust_remote_code"],
         use_safetensors=True,
-        dtype=compute_dtype(),
-        quantization_config=quantization_config(settings) if quantize else None,
+        dtype=torch.float32 if precision == "float32" else compute_dtype(),
+        quantization_config=quantization_config(settings, compute) if quantize else None,
         device_map=_device_map(),
         attn_implementation="sdpa",
     )
@@ -215,11 +222,14 @@ def load_stage_model(
     adapter_dir: str | None,
     *,
     trainable: bool = False,
+    precision: str | None = None,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) of a stage: the base, plus the adapter at `adapter_dir` (or, for method
     `full`, the fine-tuned model saved there). QLoRA loads the base in 4-bit NF4.
 
     `trainable` prepares a 4-bit base for training and loads the adapter with trainable weights.
+    `precision` (training's: float32 or bfloat16) sets the dtype of QLoRA's 4-bit matmuls, and
+    float32 keeps a GPU's weights in float32; None: compute_dtype().
     """
     method = settings["method"]
     if method not in ("qlora", "lora", "full"):
@@ -237,9 +247,9 @@ def load_stage_model(
     tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir, settings)
 
     if method == "full":
-        model = _from_pretrained(adapter_dir or base_dir, settings, quantize=False)
+        model = _from_pretrained(adapter_dir or base_dir, settings, False, precision)
     else:
-        model = _from_pretrained(base_dir, settings, quantize=method == "qlora")
+        model = _from_pretrained(base_dir, settings, method == "qlora", precision)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
