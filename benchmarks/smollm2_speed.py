@@ -232,24 +232,29 @@ def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def shown(rows: list[dict]) -> list[dict]:
+    """Print a comparison's rows as soon as it is done (a long run on a loaded machine)."""
+    print(pd.DataFrame(rows).to_markdown(index=False), flush=True)
+    return rows
+
+
 def speed_rows(base: str, config: dict, args) -> list[dict]:
     rows = []
-    settings = {**method_settings(config, "full"), "gradient_checkpointing": False}
-    model, _ = load_stage_model(settings, base, None)
-    ids = batch_ids(model, args.batch, args.seq)
-    runs = {dtype: forward(model, ids, dtype) for dtype in DTYPES}
-    totals = interleaved(runs, args.steps, args.warmup)
-    rows += rows_of("forward (classify)", totals, BF16_BOUND, load1())
-    del model
+    if not args.training_only:
+        settings = {**method_settings(config, "full"), "gradient_checkpointing": False}
+        model, _ = load_stage_model(settings, base, None)
+        ids = batch_ids(model, args.batch, args.seq)
+        runs = {dtype: forward(model, ids, dtype) for dtype in DTYPES}
+        totals = interleaved(runs, args.steps, args.warmup)
+        rows += shown(rows_of("forward (classify)", totals, BF16_BOUND, load1()))
+        del model
     for method in args.methods:
         settings = {**method_settings(config, method), "gradient_checkpointing": False}
         model = load(base, settings)
         model.train()
         ids = batch_ids(model, args.batch, args.seq)
         optimizer = optimizer_of(model)
-        runs = {
-            dtype: train_step(model, optimizer, ids, dtype) for dtype in ("float32", "bfloat16")
-        }
+        runs = {dtype: train_step(model, optimizer, ids, dtype) for dtype in DTYPES}
         if method == "qlora":
             # bf16 4-bit matmuls need their own model; the float32 one under autocast beside it.
             runs["bfloat16, 4-bit float32"] = runs.pop("bfloat16")
@@ -257,11 +262,12 @@ def speed_rows(base: str, config: dict, args) -> list[dict]:
             model_bf16.train()
             runs["bfloat16"] = train_step(model_bf16, optimizer_of(model_bf16), ids, "bfloat16")
         totals = interleaved(runs, args.steps, args.warmup)
-        rows += rows_of(f"{method} step", totals, BF16_BOUND, load1())
+        rows += shown(rows_of(f"{method} step", totals, BF16_BOUND, load1()))
         if method == "lora":
-            rows += checkpointing_rows(model, optimizer, ids, args)
+            rows += shown(checkpointing_rows(model, optimizer, ids, args))
         if method == args.packing_method:
-            rows += packing_rows(model, sft_batches(base, settings, args.sft, args), args)
+            batches = sft_batches(base, settings, args.sft, args)
+            rows += shown(packing_rows(model, batches, args))
         del model
     return rows
 
@@ -347,6 +353,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", nargs="+", choices=["qlora", "lora", "full"],
                         default=["qlora", "lora", "full"])  # fmt: skip
     parser.add_argument("--packing-method", choices=["qlora", "lora", "full"], default="qlora")
+    parser.add_argument(
+        "--training-only", action="store_true", help="skip the forward pass and the peak RSS"
+    )
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -356,9 +365,11 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
 
     config = load_config(args.config)
-    memory = rss_row(args.base, config, args)  # first: nothing else has run in a child yet
+    # First: nothing else has run in a child yet.
+    memory = None if args.training_only else rss_row(args.base, config, args)
     load_before = os.getloadavg()
     table = pd.DataFrame(speed_rows(args.base, config, args))
+    print()
     print(
         f"{args.base}: batch {args.batch} x {args.seq} random tokens (packing: {args.batch} rows "
         f"of {args.sft}, max length {args.max_length}), {args.steps} timed step(s) of each "
@@ -367,6 +378,8 @@ def main(argv: list[str] | None = None) -> dict:
         "comparison's first variant, per CPU second"
     )
     print(table.to_markdown(index=False))
+    if memory is None:
+        return {"speed": table, "memory": memory}
     print()
     print(
         f"QLoRA SFT step (float32, batch {args.batch} x {args.seq}): peak RSS "
