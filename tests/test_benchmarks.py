@@ -181,23 +181,49 @@ def test_dryrun_speed_plans_a_tiny_corpus_with_the_current_and_a_baseline_workfl
     assert "linear bound" in printed and "config/test.yaml" in printed and "load average" in printed
 
 
-def test_smollm2_speed_times_each_method_in_both_dtypes(tmp_path, capsys):
-    texts = [f"The union is strong, and the budget of year {i} is balanced." for i in range(20)]
-    tokenizer = train_tokenizer(texts, vocab_size=300)
+def test_smollm2_speed_compares_each_pair_in_turn_and_the_qlora_rss(tmp_path, capsys):
+    task = load_config(ROOT / "config" / "config.yaml")["task"]
+    labels = ["spoken", "written"] * 4
+    docs = pd.DataFrame(
+        {
+            "doc_id": [f"d{i}" for i in range(8)],
+            "group_id": [f"g{i}" for i in range(8)],
+            "text": [f"The union is strong in year {i}. " * (1 + 3 * (i % 3)) for i in range(8)],
+            "sotu_type": labels,
+        }
+    )
+    tokenizer = train_tokenizer(docs.text.tolist() + labels, vocab_size=300)
     tiny = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 4,
-            "context_length": 128}  # fmt: skip
+            "context_length": 256}  # fmt: skip
     save_base(tiny_model(tokenizer, tiny, seed=0), tokenizer, tmp_path / "base")
+    write_table(sft_table(docs, task), tmp_path / "sft.parquet")
     result = benchmark("smollm2_speed").main(
-        ["--base", str(tmp_path / "base"), "--threads", "1", "--batch", "2", "--seq", "16",
-         "--steps", "1", "--warmup", "0"]
+        ["--base", str(tmp_path / "base"), "--sft", str(tmp_path / "sft.parquet"),
+         "--threads", "1", "--batch", "2", "--seq", "16", "--max-length", "128",
+         "--steps", "2", "--warmup", "0"]
     )  # fmt: skip
     table = result["speed"]
-    measures = ["forward (classify)", "qlora step", "lora step", "full step"]
-    assert table.measure.tolist() == [m for m in measures for _ in ("float32", "bfloat16")]
-    assert table.dtype.tolist() == ["float32", "bfloat16"] * 4
-    assert (table[["tokens_per_s", "tokens_per_cpu_s", "ratio_cpu"]] > 0).all().all()
-    assert (table[table.dtype == "float32"].ratio_cpu == 1.0).all()
-    assert "| forward (classify) |" in capsys.readouterr().out
+    assert table.comparison.unique().tolist() == [
+        "forward (classify)", "qlora step", "packing", "lora step",
+        "lora step, checkpointing", "full step",
+    ]  # fmt: skip
+    variants = table.groupby("comparison", sort=False).variant.apply(list).to_dict()
+    assert variants["qlora step"] == ["float32", "bfloat16, 4-bit float32", "bfloat16"]
+    assert variants["full step"] == ["float32", "bfloat16"]
+    assert variants["packing"] == ["padded", "packed"]
+    assert (table.tokens > 0).all() and (table.ratio_cpu > 0).all()
+    firsts = table.groupby("comparison", sort=False).head(1)
+    assert (firsts.ratio_cpu == 1.0).all()
+    packing = table[table.comparison == "packing"].set_index("variant")
+    # Both ran the same steps; packed rows hold more real tokens than padded examples.
+    assert packing.tokens["packed"] > packing.tokens["padded"]
+    assert packing.real_token_share["packed"] > packing.real_token_share["padded"]
+    bound = packing.real_token_share["packed"] / packing.real_token_share["padded"]
+    assert abs(packing.bound["packed"] - bound) < 0.01
+    assert (table[table.comparison.str.endswith("step")].bound.iloc[1:].isin([1.0, 2.0])).all()
+    printed = capsys.readouterr().out
+    assert "| forward (classify)" in printed 
+    assert "load average" in printed
 
 
 def test_smollm2_memory_runs_an_sft_job_per_method_beside_the_host_estimate(tmp_path, capsys):

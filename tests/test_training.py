@@ -1,6 +1,7 @@
 """SFT and DPO on a tiny model the test saves: outputs, 4-bit QLoRA, resume, DPO reference."""
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -13,8 +14,8 @@ from locallm.models import load_stage_model
 from locallm.tables import write_table
 from locallm.tasks import preferences_from_labels, sft_table
 from locallm.tokenization import tokenize_splits
-from locallm.training import newest_checkpoint, preference_dataset, train_dpo, train_sft
-from transformers import AutoTokenizer
+from locallm.training import preference_dataset, train_dpo, train_sft
+from transformers import AutoTokenizer, TrainerCallback
 
 WORDS = {"Democratic": "harvest river", "Republican": "granite market"}
 TINY = {
@@ -142,6 +143,21 @@ def test_qlora_sft_trains_a_4bit_adapter_and_writes_its_outputs(workspace, qlora
     assert type(model).__name__.startswith("PeftModel")
 
 
+class Interrupted(Exception):
+    """The run was stopped from outside (as a time limit would), before writing its output."""
+
+
+class InterruptAt(TrainerCallback):
+    """Stops a run with Interrupted once it reached `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            raise Interrupted(f"step {state.global_step}")
+
+
 def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(workspace):
     cfg = config(method="lora")
     args = dict(
@@ -153,7 +169,8 @@ def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(wor
         seed=1,
         threads=1,
     )
-    train_sft(**args, stop_after_steps=3)  # "killed" after the checkpoint at step 2
+    with pytest.raises(Interrupted):
+        train_sft(**args, callbacks=[InterruptAt(3)])  # after the checkpoint at step 2
     assert not Path(args["output"]).exists()
     assert (Path(args["checkpoints"]) / "checkpoint-2").exists()
     train_sft(**args)
@@ -230,36 +247,6 @@ def test_a_kill_while_saving_a_checkpoint_resumes_from_the_newest_complete_one(
     assert [p.name[: len("checkpoint-4")] for p in (checkpoints / "incomplete").iterdir()] == [
         "checkpoint-4"
     ]
-
-
-def test_a_checkpoint_half_deleted_after_its_marker_is_not_resumed(tmp_path):
-    complete = tmp_path / "checkpoint-2"
-    complete.mkdir()
-    (complete / "trainer_state.json").write_text("{}")
-    training.mark_complete(complete)
-    rotated = tmp_path / "checkpoint-4"
-    rotated.mkdir()
-    (rotated / "model.safetensors").write_text("weights")
-    (rotated / "trainer_state.json").write_text("{}")
-    training.mark_complete(rotated)
-    (rotated / "model.safetensors").unlink()  # killed while the trainer's rotation deleted it
-    (tmp_path / "run_key.json").write_text(json.dumps({"key": "k"}))
-    assert newest_checkpoint(tmp_path, "k") == str(complete)
-    assert not rotated.exists()
-
-
-def test_an_unreadable_run_key_discards_the_checkpoints_instead_of_failing(tmp_path):
-    (tmp_path / "checkpoint-2").mkdir()
-    (tmp_path / "run_key.json").write_text('{"ke')  # killed while writing it
-    assert newest_checkpoint(tmp_path, "k") is None
-    assert json.loads((tmp_path / "run_key.json").read_text()) == {"key": "k"}
-
-
-def test_checkpoints_of_other_settings_are_discarded(tmp_path):
-    (tmp_path / "checkpoint-4").mkdir()
-    (tmp_path / "run_key.json").write_text(json.dumps({"key": "old"}))
-    assert newest_checkpoint(tmp_path, "new") is None
-    assert not (tmp_path / "checkpoint-4").exists()
 
 
 def test_full_sft_learns_the_task_and_dpo_prefers_chosen_answers(workspace):
@@ -378,10 +365,96 @@ def test_merge_folds_the_adapter_into_a_full_precision_base(workspace, qlora_sft
         torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, atol=1e-4, rtol=1e-4)
 
 
-def test_a_run_shorter_than_logging_steps_still_logs_every_step():
-    from locallm.training import common_args
+def stage_run(**training_settings) -> training.StageRun:
+    settings = with_defaults({"training": training_settings})["training"]
+    return training.StageRun("sft", settings, "base", "base", "ckpt", 1, None, "float32")
 
-    settings = with_defaults({"training": {"logging_steps": 10}})["training"]
-    args = common_args(settings, "ckpt", seed=1, max_steps=8)
+
+def test_a_run_shorter_than_logging_steps_still_logs_every_step():
+    args = stage_run(logging_steps=10).trainer_args(max_steps=8)
     assert args["max_steps"] == 8
     assert args["logging_steps"] == 8
+
+
+def test_gradient_checkpointing_is_what_the_config_says_not_trls_default():
+    from trl import SFTConfig
+
+    for wanted in (False, True):
+        args = SFTConfig(**stage_run(gradient_checkpointing=wanted).trainer_args(max_steps=2))
+        assert args.activation_checkpointing is wanted
+        assert args.gradient_checkpointing is wanted  # what TRL's trainers read
+
+
+def test_each_stage_declares_its_run_key_inputs_among_its_arguments():
+    import inspect
+
+    for stage, function in training.STAGES.items():
+        assert set(training.RUN_KEY_INPUTS[stage]) <= set(inspect.signature(function).parameters)
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_precision_on_the_cpu_follows_the_measurements_where_bf16_is_native(
+    monkeypatch, has_bf16
+):
+    monkeypatch.setattr(training, "on_gpu", lambda: False)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: has_bf16)
+    for method, pays in training.CPU_BF16_PAYS.items():
+        settings = {"precision": "auto", "method": method}
+        expected = "bfloat16" if pays and has_bf16 else "float32"
+        assert training.training_precision(settings) == expected
+        for precision in ("float32", "bfloat16"):  # an explicit choice is kept
+            assert training.training_precision({**settings, "precision": precision}) == precision
+
+
+class MatmulDtypes(TrainerCallback):
+    """Records the output dtype of the model's first 16/32-bit linear layer (a LoRA matrix for
+    QLoRA) at every training forward, and the compute dtype of its 4-bit layers."""
+
+    def __init__(self):
+        self.seen, self.four_bit = set(), set()
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        import bitsandbytes as bnb
+
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        plain = next(m for m in linears if not isinstance(m, bnb.nn.Linear4bit))
+        plain.register_forward_hook(lambda module, inputs, out: self.seen.add(out.dtype))
+        self.four_bit = {m.compute_dtype for m in linears if isinstance(m, bnb.nn.Linear4bit)}
+
+
+@pytest.mark.parametrize(
+    "method, precision, matmul",
+    [
+        ("full", "bfloat16", torch.bfloat16),
+        ("qlora", "bfloat16", torch.bfloat16),
+        ("full", "float32", torch.float32),
+    ],
+)
+def test_training_precision_is_autocast_in_bf16_and_plain_float32_otherwise(
+    workspace, method, precision, matmul
+):
+    cfg = config(method=method, max_steps=3, save_steps=10, precision=precision)
+    base = str(workspace / "base")
+    out = workspace / f"{method}_{precision}"
+    dtypes = MatmulDtypes()
+    train_sft(
+        tokenize(workspace, cfg),
+        base,
+        settings(cfg, base),
+        str(out),
+        str(workspace / "ckpt" / f"{method}_{precision}"),
+        seed=1,
+        threads=1,
+        callbacks=[dtypes],
+    )
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["precision"] == precision and info["steps"] == 3
+    assert info["gradient_checkpointing"] is False
+    assert dtypes.seen == {matmul}
+    assert read_log(out).loss.map(math.isfinite).all()
+    if method == "full":  # autocast trains float32 weights, whatever the precision
+        model, _ = load_stage_model(settings(cfg, base), base, str(out))
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+    else:
+        assert info["linear_4bit_layers"] == 14
+        assert dtypes.four_bit == {matmul}

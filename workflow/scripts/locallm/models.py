@@ -180,7 +180,8 @@ def check_same_base(stage_dir: str | os.PathLike, base_dir: str, base_print: str
 
 
 def quantization_config(settings: dict[str, Any], dtype: torch.dtype | None = None):
-    """4-bit NF4 with double quantization for QLoRA (computing in `dtype`); None otherwise."""
+    """4-bit NF4 with double quantization for QLoRA, its matmuls in `dtype` (by default
+    compute_dtype()); None for the other methods."""
     if settings["method"] != "qlora":
         return None
     from transformers import BitsAndBytesConfig
@@ -217,7 +218,9 @@ def load_tokenizer(path: str, settings: dict[str, Any]):
     return tokenizer
 
 
-def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool, dtype=None):
+def _from_pretrained(
+    path: str, settings: dict[str, Any], quantize: bool, dtype=None, compute=None
+):
     """AutoModelForCausalLM.from_pretrained with the project's safety and precision settings."""
     from transformers import AutoModelForCausalLM
 
@@ -227,7 +230,7 @@ def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool, dtype=
         trust_remote_code=settings["trust_remote_code"],
         use_safetensors=True,
         dtype=dtype or compute_dtype(),
-        quantization_config=quantization_config(settings, dtype) if quantize else None,
+        quantization_config=quantization_config(settings, compute or dtype) if quantize else None,
         device_map=_device_map(),
         attn_implementation="sdpa",
     )
@@ -240,12 +243,15 @@ def load_stage_model(
     *,
     trainable: bool = False,
     dtype: torch.dtype | None = None,
+    precision: str | None = None,
 ) -> tuple[Any, Any]:
     """(model, tokenizer) of a stage: the base, plus the adapter at `adapter_dir` (or, for method
     `full`, the fine-tuned model saved there). QLoRA loads the base in 4-bit NF4.
 
     `trainable` prepares a 4-bit base for training and loads the adapter with trainable weights.
-    `dtype` (default: compute_dtype()) is what the weights, adapters included, compute in.
+    `dtype` (default: compute_dtype()) is what the weights, adapters included, load and compute in
+    (inference). `precision` is training's (float32 or bfloat16 autocast): the weights stay in
+    float32 or compute_dtype() (the optimizer's copy), and QLoRA's 4-bit matmuls run in it.
     """
     method = settings["method"]
     if method not in ("qlora", "lora", "full"):
@@ -262,10 +268,15 @@ def load_stage_model(
     )
     tokenizer = load_tokenizer(adapter_dir if has_tokenizer else base_dir, settings)
 
+    import torch
+
+    compute = getattr(torch, precision) if precision else None
+    if precision == "float32":
+        dtype = dtype or torch.float32
     if method == "full":
-        model = _from_pretrained(adapter_dir or base_dir, settings, quantize=False, dtype=dtype)
+        model = _from_pretrained(adapter_dir or base_dir, settings, False, dtype, compute)
     else:
-        model = _from_pretrained(base_dir, settings, quantize=method == "qlora", dtype=dtype)
+        model = _from_pretrained(base_dir, settings, method == "qlora", dtype, compute)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id

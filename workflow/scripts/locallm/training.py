@@ -1,55 +1,63 @@
-"""SFT and DPO with TRL: QLoRA (default), LoRA or full fine-tuning, with checkpoints and resume.
+"""SFT and DPO with TRL: QLoRA (default), LoRA or full fine-tuning, resuming from checkpoints.
 
-Checkpoints go to results/checkpoints/{variant}/{stage}/, outside the rule's declared output, so a
-job killed by a time limit resumes from the newest one on rerun. A checkpoint counts once its
-`complete.json` (the list of its files, written atomically after the trainer saved it) is there; one
-without it (a job killed while saving) is moved aside into `incomplete/`, and the rerun resumes from
-the newest complete one. A checkpoint written under other settings, data or base is discarded.
-The stage folder gets the adapter (or the full model), the tokenizer, train_log.tsv, loss.png and
-run_info.json.
+Both stages go the same way: `prepare_stage` (threads, the run key of the stage's inputs, the
+checkpoint to resume from, the precision), a TRL trainer, `run_trainer`, then `finish_stage` (the
+stage folder and its run_info.json). Checkpoints and resume: locallm.checkpoints; what a stage
+measures and writes: locallm.training_records.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-import re
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from importlib.metadata import version
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
+from locallm.checkpoints import checkpoint_marker, newest_checkpoint, run_key
 from locallm.logs import get_logger
-from locallm.models import RUN_INFO, fingerprint, load_stage_model, local_model_dir, on_gpu
-from locallm.tables import atomic_dir, read_table, save_figure, write_json, write_tsv
+from locallm.models import fingerprint, load_stage_model, local_model_dir, on_gpu
+from locallm.tables import atomic_dir, read_table, write_json
 from locallm.tokenization import Collator, fit_prompt
+from locallm.training_records import (
+    environment,
+    parameter_counts,
+    run_trainer,
+    save_stage,
+    train_log,
+)
 
 log = get_logger("training")
 
-PACKAGES = ["torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"]
-RUN_KEY = "run_key.json"
-# Columns of train_log.tsv: the trainer's log keys, renamed; DPO adds its reward statistics.
-LOG_COLUMNS = {
-    "step": "step",
-    "loss": "loss",
-    "learning_rate": "learning_rate",
-    "grad_norm": "grad_norm",
-    "num_input_tokens_seen": "tokens",
-    "rewards/chosen": "reward_chosen",
-    "rewards/rejected": "reward_rejected",
-    "rewards/accuracies": "reward_accuracy",
-    "rewards/margins": "reward_margin",
-}
+# The keyword arguments of each stage whose contents its checkpoints depend on (with the base). The
+# DDP launcher settles stale checkpoints from the same list, so the two can never drift apart.
+RUN_KEY_INPUTS = {"sft": ("tokenized",), "dpo": ("sft", "preferences")}
+# Whether bf16 autocast pays on a CPU with bf16 instructions, per method: SmolLM2, interleaved
+# (docs/performance.md, "SmolLM2 training (2026-12-02)"): full 1.81x, LoRA 1.80x, QLoRA 1.31x.
+CPU_BF16_PAYS = {"full": True, "lora": True, "qlora": True}
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere it emulates."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def training_precision(settings: dict[str, Any]) -> str:
+    """`float32` or `bfloat16`: training.precision, `auto` resolved for this device and method.
+
+    bfloat16 means autocast: float32 weights and optimizer, bf16 matmuls (QLoRA's 4-bit ones too).
+    """
+    if settings["precision"] != "auto":
+        return settings["precision"]
+    if on_gpu():
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if CPU_BF16_PAYS[settings["method"]] and cpu_has_bf16() else "float32"
 
 
 def lora_config(settings: dict[str, Any]):
@@ -69,246 +77,119 @@ def lora_config(settings: dict[str, Any]):
     )
 
 
-def common_args(
-    settings: dict[str, Any], checkpoints: str, seed: int, max_steps: int
-) -> dict[str, Any]:
-    """TrainingArguments shared by SFT and DPO."""
-    return {
-        "output_dir": checkpoints,
-        "max_steps": max_steps,
-        "per_device_train_batch_size": settings["per_device_batch_size"],
-        "gradient_accumulation_steps": settings["gradient_accumulation_steps"],
-        "lr_scheduler_type": settings["lr_scheduler_type"],
-        "warmup_steps": settings["warmup_steps"],
-        "weight_decay": settings["weight_decay"],
-        # A run shorter than logging_steps would log nothing, and train_log.tsv would be empty.
-        "logging_steps": min(settings["logging_steps"], max_steps),
-        "save_steps": settings["save_steps"],
-        "save_total_limit": settings["save_total_limit"],
-        "seed": seed,
-        "data_seed": seed,
-        "use_cpu": not on_gpu(),
-        "bf16": on_gpu() and torch.cuda.is_bf16_supported(),
-        "report_to": [],
-        "disable_tqdm": True,
-        "dataloader_num_workers": 0,
-        "include_num_input_tokens_seen": "non_padding",
-        "save_only_model": False,
-        # Passed only when on: transformers 5 warns about the old name even when it is False.
-        **({"gradient_checkpointing": True} if settings["gradient_checkpointing"] else {}),
-    }
+@dataclass
+class StageRun:
+    """A stage about to train: its settings, the base, where it resumes and in which precision."""
+
+    stage: str
+    settings: dict[str, Any]
+    base_path: str
+    base_dir: str
+    checkpoints: str
+    seed: int
+    resume_from: str | None
+    precision: str
+
+    def load_model(self, adapter_dir: str | None = None, *, trainable: bool = True):
+        """(model, tokenizer) of this stage's method and precision; see load_stage_model."""
+        model, tokenizer = load_stage_model(
+            self.settings,
+            self.base_path,
+            adapter_dir,
+            trainable=trainable,
+            precision=self.precision,
+        )
+        if trainable:
+            model.config.use_cache = False
+        return model, tokenizer
+
+    def trainer_args(self, max_steps: int) -> dict[str, Any]:
+        """TrainingArguments shared by SFT and DPO."""
+        settings = self.settings
+        return {
+            "output_dir": self.checkpoints,
+            "max_steps": max_steps,
+            "per_device_train_batch_size": settings["per_device_batch_size"],
+            "gradient_accumulation_steps": settings["gradient_accumulation_steps"],
+            "lr_scheduler_type": settings["lr_scheduler_type"],
+            "warmup_steps": settings["warmup_steps"],
+            "weight_decay": settings["weight_decay"],
+            # A run shorter than logging_steps would log nothing, and train_log.tsv would be empty.
+            "logging_steps": min(settings["logging_steps"], max_steps),
+            "save_steps": settings["save_steps"],
+            "save_total_limit": settings["save_total_limit"],
+            "seed": self.seed,
+            "data_seed": self.seed,
+            "use_cpu": not on_gpu(),
+            # On the CPU, bf16 is autocast (accelerate); the weights stay float32.
+            "bf16": self.precision == "bfloat16",
+            # Both names, always: TRL's configs default checkpointing to on, and transformers 5
+            # warns when only the old name is given.
+            "activation_checkpointing": settings["gradient_checkpointing"],
+            "gradient_checkpointing": settings["gradient_checkpointing"],
+            "report_to": [],
+            "disable_tqdm": True,
+            "dataloader_num_workers": 0,
+            "include_num_input_tokens_seen": "non_padding",
+            "save_only_model": False,
+        }
 
 
-def run_key(stage: str, settings: dict[str, Any], seed: int, inputs: list[str]) -> str:
-    """A hash of what a checkpoint depends on: settings, seed and the inputs' contents."""
-    digest = hashlib.sha256(json.dumps([stage, settings, seed], sort_keys=True).encode())
-    for folder in inputs:
-        folder = Path(folder)
-        files = sorted(folder.rglob("*.json")) if folder.is_dir() else [folder]
-        for path in files:
-            digest.update(str(path.relative_to(folder) if folder.is_dir() else path.name).encode())
-            digest.update(path.read_bytes())
-        if folder.is_dir():
-            digest.update(fingerprint(folder).encode())
-            # Not datasets' cache-*.arrow: the first run writes them, and its rerun must match.
-            for arrow in sorted(folder.rglob("data-*.arrow")):
-                digest.update(f"{arrow.relative_to(folder)}:{arrow.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
+def stage_key(stage: str, settings: dict[str, Any], seed: int, base_dir: str, inputs: dict) -> str:
+    """The run key of a stage: its settings, seed, base and the inputs of RUN_KEY_INPUTS."""
+    return run_key(stage, settings, seed, [*(inputs[n] for n in RUN_KEY_INPUTS[stage]), base_dir])
 
 
-CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-COMPLETE = "complete.json"  # written last, atomically: a checkpoint without it is unfinished
-INCOMPLETE = "incomplete"  # where unfinished checkpoints are moved aside (not a checkpoint-N name)
-
-
-def mark_complete(checkpoint: str | Path) -> None:
-    """Record a checkpoint as complete: the name and size of every file it holds, written last."""
-    checkpoint = Path(checkpoint)
-    files = {
-        path.relative_to(checkpoint).as_posix(): path.stat().st_size
-        for path in sorted(checkpoint.rglob("*"))
-        if path.is_file() and path.name != COMPLETE
-    }
-    write_json({"files": files}, checkpoint / COMPLETE)
-
-
-def is_complete(checkpoint: str | Path) -> bool:
-    """True when the checkpoint's marker exists and every file it lists is there, at its size.
-
-    The file list also catches a complete checkpoint half deleted by the trainer's rotation.
-    """
-    checkpoint = Path(checkpoint)
-    try:
-        files = json.loads((checkpoint / COMPLETE).read_text())["files"]
-    except (OSError, ValueError, KeyError):
-        return False
-    for name, size in files.items():
-        path = checkpoint / name
-        if not path.is_file() or path.stat().st_size != size:
-            return False
-    return True
-
-
-def _read_key(key_file: Path) -> str | None:
-    """The run key a checkpoint folder was written under; None when absent or unreadable."""
-    try:
-        return json.loads(key_file.read_text())["key"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def newest_checkpoint(checkpoints: str | Path, key: str) -> str | None:
-    """The newest complete checkpoint-N written under the same run key.
-
-    Checkpoints of other settings or inputs are removed; unfinished ones (a job killed while it
-    saved) are moved aside into `incomplete/`, so the rerun resumes from the newest complete one.
-    """
-    checkpoints = Path(checkpoints)
-    key_file = checkpoints / RUN_KEY
-    if checkpoints.exists() and _read_key(key_file) != key:
-        stale = sorted(checkpoints.glob("checkpoint-*"))
-        if stale:
-            log.info("discarding %d checkpoint(s) of other settings or inputs", len(stale))
-        shutil.rmtree(checkpoints)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    write_json({"key": key}, key_file)
-    found = sorted(
-        (int(match.group(1)), path)
-        for path in checkpoints.iterdir()
-        if path.is_dir() and (match := CHECKPOINT.match(path.name))
+def prepare_stage(
+    stage: str,
+    inputs: dict[str, str],
+    base_path: str,
+    settings: dict[str, Any],
+    checkpoints: str,
+    seed: int,
+    threads: int,
+) -> StageRun:
+    """Threads, the checkpoint to resume from (stale ones discarded) and the precision."""
+    torch.set_num_threads(threads)
+    base_dir = local_model_dir(base_path, settings)
+    key = stage_key(stage, settings, seed, base_dir, inputs)
+    run = StageRun(
+        stage=stage,
+        settings=settings,
+        base_path=base_path,
+        base_dir=base_dir,
+        checkpoints=checkpoints,
+        seed=seed,
+        resume_from=newest_checkpoint(checkpoints, key),
+        precision=training_precision(settings),
     )
-    newest = None
-    for _, path in found:
-        if is_complete(path):
-            newest = path
-            continue
-        aside = checkpoints / INCOMPLETE / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
-        aside.parent.mkdir(exist_ok=True)
-        os.replace(path, aside)
-        log.warning("checkpoint %s is incomplete (killed while saving): moved to %s", path, aside)
-    return str(newest) if newest is not None else None
+    log.info("%s: %s, %s", stage, settings["method"], run.precision)
+    return run
 
 
-def checkpoint_marker():
-    """A TrainerCallback that marks each checkpoint complete once the trainer has saved it."""
-    from transformers import TrainerCallback
-
-    class MarkComplete(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if folder.is_dir():
-                    mark_complete(folder)
-
-    return MarkComplete()
-
-
-def peak_memory_mb() -> dict[str, float]:
-    """Peak resident memory of this process, and peak GPU memory allocated when on a GPU."""
-    peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if on_gpu():
-        peak["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return peak
-
-
-def environment() -> dict[str, Any]:
-    """Where this ran: device, package versions, SLURM job."""
-    env = {
-        "device": torch.cuda.get_device_name(0) if on_gpu() else f"cpu ({platform.processor()})",
-        "python": platform.python_version(),
-        "packages": {name: version(name) for name in PACKAGES},
-        "torch_threads": torch.get_num_threads(),
-        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+def finish_stage(
+    run: StageRun, trainer, tokenizer, output: str, measured: dict[str, Any], **details: Any
+) -> dict[str, Any]:
+    """Write the stage folder with its run_info.json: settings, base, precision, `details`, the
+    measured figures, parameter counts and the environment. Returns the run info."""
+    settings, model = run.settings, trainer.model
+    info = {
+        "stage": run.stage,
+        "method": settings["method"],
+        "base": settings["base"],
+        "base_path": run.base_path,
+        "base_fingerprint": fingerprint(run.base_dir),
+        "precision": run.precision,
+        "gradient_checkpointing": bool(getattr(model, "is_activation_checkpointing", False)),
+        "seed": run.seed,
+        "settings": settings,
+        **details,
+        **measured,
+        **parameter_counts(model),
+        **environment(),
     }
-    for name in ("SLURM_JOB_ID", "SLURM_JOB_PARTITION"):
-        if name in os.environ:
-            env[name.lower()] = os.environ[name]
-    return env
-
-
-def train_log(log_history: list[dict[str, Any]]) -> pd.DataFrame:
-    """The per-step rows of the trainer's log history, with the project's column names."""
-    rows = [entry for entry in log_history if "loss" in entry]
-    table = pd.DataFrame(rows)
-    present = [key for key in LOG_COLUMNS if key in table.columns]
-    return table[present].rename(columns=LOG_COLUMNS)
-
-
-def plot_training(history: pd.DataFrame, title: str):
-    """Loss per step and, for DPO, the reward accuracy and margin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = ["loss"] + [c for c in ("reward_accuracy", "reward_margin") if c in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
-    for ax, column in zip(axes[0], panels, strict=True):
-        ax.plot(history["step"], history[column], marker=".")
-        ax.set_xlabel("step")
-        ax.set_ylabel(column)
-    fig.suptitle(title)
-    return fig
-
-
-def parameter_counts(model) -> dict[str, int]:
-    """Trainable and total parameters, and the number of 4-bit linear layers."""
-    import bitsandbytes as bnb
-
-    return {
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "total_parameters": sum(p.numel() for p in model.parameters()),
-        "linear_4bit_layers": sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()),
-    }
-
-
-def save_stage(trainer, tokenizer, output: str, info: dict[str, Any], title: str) -> None:
-    """Write the adapter (or model), tokenizer, train_log.tsv, loss.png and run_info.json."""
-    from peft import PeftModel
-
-    if not trainer.is_world_process_zero():
-        return
-    history = train_log(trainer.state.log_history)
-    model = trainer.model
-    with atomic_dir(output) as folder:
-        if isinstance(model, PeftModel):
-            # Only the trained adapter; DPO also holds a frozen copy named "ref".
-            model.save_pretrained(folder, selected_adapters=["default"])
-        else:
-            model.save_pretrained(folder, safe_serialization=True)
-        tokenizer.save_pretrained(folder)
-        write_tsv(history, folder / "train_log.tsv")
-        save_figure(plot_training(history, title), folder / "loss.png")
-        write_json(info, folder / RUN_INFO)
-
-
-def run_trainer(trainer, checkpoint: str | None) -> dict[str, Any]:
-    """Train (resuming from `checkpoint`), and measure wall time, tokens/s and memory."""
-    if checkpoint:
-        log.info("resuming from %s", checkpoint)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    start_tokens = 0
-    if checkpoint:
-        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-        start_tokens = state.get("num_input_tokens_seen", 0)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
-    # CPU seconds of this process (all threads): comparable between runs on a shared machine.
-    cpu_seconds = time.process_time() - cpu_started
-    tokens = trainer.state.num_input_tokens_seen - start_tokens
-    history = [e for e in trainer.state.log_history if "loss" in e]
-    return {
-        "steps": trainer.state.global_step,
-        "resumed_from": checkpoint,
-        "wall_time_s": round(seconds, 2),
-        "train_runtime_s": round(result.metrics.get("train_runtime", seconds), 2),
-        "tokens": tokens,
-        "tokens_per_s": round(tokens / max(result.metrics.get("train_runtime", seconds), 1e-9), 1),
-        "cpu_time_s": round(cpu_seconds, 2),
-        "tokens_per_cpu_s": round(tokens / max(cpu_seconds, 1e-9), 1),
-        "final_loss": history[-1]["loss"] if history else None,
-        **peak_memory_mb(),
-    }
+    save_stage(trainer, tokenizer, output, info, f"{run.stage.upper()} ({settings['method']})")
+    return info
 
 
 def train_sft(
@@ -319,26 +200,23 @@ def train_sft(
     checkpoints: str,
     seed: int,
     threads: int,
-    stop_after_steps: int | None = None,
+    callbacks: Sequence = (),
 ) -> None:
     """Supervised fine-tuning on the tokenized train split; resumes from the newest checkpoint.
 
-    `stop_after_steps` ends the run early without writing `output` (tests of resume).
+    `callbacks`: more TrainerCallbacks (tests inject one that interrupts the run).
     """
     from datasets import load_from_disk
-    from transformers import AutoTokenizer, TrainerCallback
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    torch.set_num_threads(threads)
-    base_dir = local_model_dir(base_path, settings)
-    key = run_key("sft", settings, seed, [tokenized, base_dir])
-    checkpoint = newest_checkpoint(checkpoints, key)
+    inputs = {"tokenized": tokenized}
+    run = prepare_stage("sft", inputs, base_path, settings, checkpoints, seed, threads)
     data = load_from_disk(tokenized)
     tokenizer = AutoTokenizer.from_pretrained(Path(tokenized) / "tokenizer")
-    model, _ = load_stage_model(settings, base_path, None, trainable=True)
-    model.config.use_cache = False
+    model, _ = run.load_model()
     args = SFTConfig(
-        **common_args(settings, checkpoints, seed, settings["max_steps"]),
+        **run.trainer_args(settings["max_steps"]),
         learning_rate=settings["learning_rate"],
         max_length=settings["max_length"],
         # The tokenize rule already packed the examples; the collator turns seq_lengths into
@@ -348,14 +226,6 @@ def train_sft(
         neftune_noise_alpha=settings["neftune_noise_alpha"],
         dataset_num_proc=None,
     )
-    callbacks = [checkpoint_marker()]
-    if stop_after_steps is not None:
-
-        class StopAfter(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                control.should_training_stop = state.global_step >= stop_after_steps
-
-        callbacks.append(StopAfter())
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -363,33 +233,19 @@ def train_sft(
         processing_class=tokenizer,
         data_collator=Collator(tokenizer.pad_token_id),
         peft_config=lora_config(settings),
-        callbacks=callbacks,
+        callbacks=[checkpoint_marker(), *callbacks],
     )
-    measured = run_trainer(trainer, checkpoint)
-    if stop_after_steps is not None:
-        trainer.save_model(str(Path(checkpoints) / "stopped"))
-        return
-    info = {
-        "stage": "sft",
-        "method": settings["method"],
-        "base": settings["base"],
-        "base_path": base_path,
-        "base_fingerprint": fingerprint(base_dir),
-        "packing": settings["packing"],
-        "seed": seed,
-        "settings": settings,
-        "train_sequences": len(data["train"]),
-        **measured,
-        **parameter_counts(trainer.model),
-        **environment(),
-    }
-    save_stage(trainer, tokenizer, output, info, f"SFT ({settings['method']})")
-    log.info(
-        "SFT: %d steps, %.0f tokens/s, final loss %s",
-        info["steps"],
-        info["tokens_per_s"],
-        info["final_loss"],
+    measured = run_trainer(trainer, run.resume_from)
+    info = finish_stage(
+        run,
+        trainer,
+        tokenizer,
+        output,
+        measured,
+        packing=settings["packing"],
+        train_sequences=len(data["train"]),
     )
+    log.info("SFT: %(steps)d steps, %(tokens_per_s).0f tokens/s, final loss %(final_loss)s", info)
 
 
 def preference_dataset(path: str, tokenizer, max_length: int):
@@ -430,27 +286,24 @@ def train_dpo(
     checkpoints: str,
     seed: int,
     threads: int,
+    callbacks: Sequence = (),
 ) -> None:
     """DPO from the SFT stage, with the frozen SFT model as the reference.
 
     For adapters, TRL copies the loaded SFT adapter into a frozen adapter named "ref" and computes
     the reference log-probabilities with it (not with the bare base); for full fine-tuning the
-    reference is a second, frozen copy of the SFT model.
+    reference is a second, frozen copy of the SFT model. `callbacks`: as for train_sft.
     """
     from trl import DPOConfig, DPOTrainer
 
-    torch.set_num_threads(threads)
-    base_dir = local_model_dir(base_path, settings)
-    key = run_key("dpo", settings, seed, [sft, preferences, base_dir])
-    checkpoint = newest_checkpoint(checkpoints, key)
-    model, tokenizer = load_stage_model(settings, base_path, sft, trainable=True)
-    model.config.use_cache = False
-    ref_model = None
-    if settings["method"] == "full":
-        ref_model, _ = load_stage_model(settings, base_path, sft)
+    inputs = {"sft": sft, "preferences": preferences}
+    run = prepare_stage("dpo", inputs, base_path, settings, checkpoints, seed, threads)
+    model, tokenizer = run.load_model(sft)
+    full = settings["method"] == "full"
+    ref_model = run.load_model(sft, trainable=False)[0] if full else None
     max_length = settings["dpo_max_length"] or settings["max_length"]
     args = DPOConfig(
-        **common_args(settings, checkpoints, seed, settings["dpo_max_steps"]),
+        **run.trainer_args(settings["dpo_max_steps"]),
         learning_rate=settings["dpo_learning_rate"],
         max_length=max_length,
         beta=settings["dpo_beta"],
@@ -462,34 +315,23 @@ def train_dpo(
         args=args,
         train_dataset=preference_dataset(preferences, tokenizer, max_length),
         processing_class=tokenizer,
-        callbacks=[checkpoint_marker()],
+        callbacks=[checkpoint_marker(), *callbacks],
     )
-    measured = run_trainer(trainer, checkpoint)
+    measured = run_trainer(trainer, run.resume_from)
     history = train_log(trainer.state.log_history)
-    info = {
-        "stage": "dpo",
-        "method": settings["method"],
-        "base": settings["base"],
-        "base_path": base_path,
-        "base_fingerprint": fingerprint(base_dir),
-        "reference": "sft adapter (frozen copy)" if settings["method"] != "full" else "sft model",
-        "beta": settings["dpo_beta"],
-        "loss_type": settings["dpo_loss_type"],
-        "seed": seed,
-        "settings": settings,
-        "final_reward_accuracy": history["reward_accuracy"].iloc[-1] if len(history) else None,
-        "final_reward_margin": history["reward_margin"].iloc[-1] if len(history) else None,
-        **measured,
-        **parameter_counts(trainer.model),
-        **environment(),
-    }
-    save_stage(trainer, tokenizer, output, info, f"DPO ({settings['method']})")
-    log.info(
-        "DPO: %d steps, reward accuracy %s, margin %s",
-        info["steps"],
-        info["final_reward_accuracy"],
-        info["final_reward_margin"],
+    info = finish_stage(
+        run,
+        trainer,
+        tokenizer,
+        output,
+        measured,
+        reference="sft model" if full else "sft adapter (frozen copy)",
+        beta=settings["dpo_beta"],
+        loss_type=settings["dpo_loss_type"],
+        final_reward_accuracy=history["reward_accuracy"].iloc[-1] if len(history) else None,
+        final_reward_margin=history["reward_margin"].iloc[-1] if len(history) else None,
     )
+    log.info("DPO: %(steps)d steps, reward accuracy %(final_reward_accuracy)s", info)
 
 
 def merge_stage(stage: str, base_path: str, settings: dict[str, Any], output: str) -> None:
@@ -537,14 +379,10 @@ def run_stage(stage: str, num_processes: int, **kwargs: Any) -> None:
     if num_processes == 1:
         STAGES[stage](**kwargs)
         return
-    if stage == "sft":
-        inputs = [kwargs["tokenized"]]
-    else:
-        inputs = [kwargs["sft"], kwargs["preferences"]]
-    base_dir = local_model_dir(kwargs["base_path"], kwargs["settings"])
+    settings, seed = kwargs["settings"], kwargs["seed"]
+    base_dir = local_model_dir(kwargs["base_path"], settings)
     # Settle stale checkpoints here, once, rather than in every process at the same time.
-    newest_checkpoint(kwargs["checkpoints"], run_key(stage, kwargs["settings"], kwargs["seed"],
-                                                     [*inputs, base_dir]))  # fmt: skip
+    newest_checkpoint(kwargs["checkpoints"], stage_key(stage, settings, seed, base_dir, kwargs))
     threads = max(1, kwargs["threads"] // num_processes)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
         json.dump({**kwargs, "threads": threads}, spec)
