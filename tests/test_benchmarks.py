@@ -222,7 +222,7 @@ def test_smollm2_speed_compares_each_pair_in_turn_and_the_qlora_rss(tmp_path, ca
     assert abs(packing.bound["packed"] - bound) < 0.01
     assert (table[table.comparison.str.endswith("step")].bound.iloc[1:].isin([1.0, 2.0])).all()
     printed = capsys.readouterr().out
-    assert "| forward (classify)" in printed 
+    assert "| forward (classify)" in printed
     assert "load average" in printed
 
 

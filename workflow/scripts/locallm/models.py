@@ -218,9 +218,7 @@ def load_tokenizer(path: str, settings: dict[str, Any]):
     return tokenizer
 
 
-def _from_pretrained(
-    path: str, settings: dict[str, Any], quantize: bool, dtype=None, compute=None
-):
+def _from_pretrained(path: str, settings: dict[str, Any], quantize: bool, dtype=None, compute=None):
     """AutoModelForCausalLM.from_pretrained with the project's safety and precision settings."""
     from transformers import AutoModelForCausalLM
 
