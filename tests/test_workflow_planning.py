@@ -152,3 +152,16 @@ def test_jobs_of_the_longest_training_chain_are_planned_to_start_first(tmp_path)
     # Inference waits behind no priority: it fills the cores the training chain leaves free.
     assert set(planned_priorities(result, "infer").values()) == {0}
     assert set(planned_priorities(result, "perplexity").values()) == {0}
+
+
+def test_a_workflow_whose_library_differs_from_the_installed_locallm_stops_with_the_fix(tmp_path):
+    # Jobs would import the installed (other clone's) locallm: Snakemake appends the script folder
+    # after site-packages. A copy of the same code passes (every other test runs one).
+    workdir = copy_workflow(tmp_path)
+    metrics = workdir / "workflow" / "scripts" / "locallm" / "metrics.py"
+    metrics.write_text(metrics.read_text() + "\n# edited in this clone only\n")
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    printed = result.stdout + result.stderr
+    assert "is not this workflow's code" in printed
+    assert f"pip install -e {workdir.resolve()}" in printed

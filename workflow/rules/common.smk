@@ -6,6 +6,12 @@ import sys
 
 from snakemake.utils import validate
 
+from locallm.installed import installed_mismatch
+
+# Before anything else: the library the jobs import must be this workflow's.
+if problem := installed_mismatch(workflow.basedir):
+    raise WorkflowError(problem)
+
 from locallm.builtin_models import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import canonical
 from locallm.config_checks import config_problems
