@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from locallm import training
+from locallm import launch, training
 from locallm.base_model import save_base, tiny_model, train_tokenizer
 from locallm.config import with_defaults
 from locallm.models import load_stage_model
@@ -183,7 +183,7 @@ def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(wor
 KILL_WHILE_SAVING = """
 import json, os, signal, sys
 from transformers import Trainer
-from locallm import training
+from locallm import launch, training
 
 save = Trainer._save_optimizer_and_scheduler
 
@@ -328,7 +328,7 @@ def test_preference_prompts_are_cut_to_fit_and_keep_their_answers(workspace):
 
 
 def test_sft_runs_as_two_ddp_processes_on_the_cpu(workspace):
-    from locallm.training import run_stage
+    from locallm.launch import run_stage
 
     cfg = config(method="lora", max_steps=2, save_steps=2)
     out = workspace / "ddp_sft"
@@ -388,7 +388,7 @@ def test_gradient_checkpointing_is_what_the_config_says_not_trls_default():
 def test_each_stage_declares_its_run_key_inputs_among_its_arguments():
     import inspect
 
-    for stage, function in training.STAGES.items():
+    for stage, function in launch.STAGES.items():
         assert set(training.RUN_KEY_INPUTS[stage]) <= set(inspect.signature(function).parameters)
 
 
