@@ -95,3 +95,10 @@ def test_builtin_tiny_is_shaped_from_the_config_as_bootstrap_builds_it():
     model = tiny_model(tokenizer, tiny, seed=0)
     shape = shape_from_tiny({**tiny, "vocab_size": len(tokenizer)})
     assert shape.params == sum(p.numel() for p in model.parameters())
+
+
+def test_the_context_length_is_read_as_inference_and_preflight_read_it():
+    # GPT-2 style configs name it n_positions: one reader (locallm.context) for every caller.
+    config = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+              "num_attention_heads": 4, "vocab_size": 100, "n_positions": 333}  # fmt: skip
+    assert shape_from_config(config).context_length == 333

@@ -135,14 +135,15 @@ def test_full_method_loads_the_stage_folder_as_the_whole_model(base_dir, tmp_pat
     assert loaded.lm_head.weight.abs().sum() == 0
 
 
-def test_auto_precision_is_bfloat16_exactly_where_the_cpu_has_bf16_instructions(monkeypatch):
+def test_auto_precision_on_the_cpu_is_float32_even_with_bf16_instructions(monkeypatch):
     from locallm.models import inference_dtype
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for fast in (True, False):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda f=fast: f)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-        assert inference_dtype("auto") == (torch.bfloat16 if fast else torch.float32)
+        assert inference_dtype("auto") == torch.float32
+    assert inference_dtype("bfloat16") == torch.bfloat16
     assert inference_dtype("float32") == torch.float32
     with pytest.raises(ValueError, match="inference.precision 'half'"):
         inference_dtype("half")

@@ -393,15 +393,13 @@ def test_each_stage_declares_its_run_key_inputs_among_its_arguments():
 
 
 @pytest.mark.parametrize("has_bf16", [True, False])
-def test_auto_precision_on_the_cpu_follows_the_measurements_where_bf16_is_native(
-    monkeypatch, has_bf16
-):
+def test_auto_precision_on_the_cpu_is_float32_even_with_bf16_instructions(monkeypatch, has_bf16):
+    # Measured on SmolLM2: bf16 autocast is faster on such a CPU but QLoRA learned less with it.
     monkeypatch.setattr(training, "on_gpu", lambda: False)
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: has_bf16)
-    for method, pays in training.CPU_BF16_PAYS.items():
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: has_bf16)
+    for method in ("full", "lora", "qlora"):
         settings = {"precision": "auto", "method": method}
-        expected = "bfloat16" if pays and has_bf16 else "float32"
-        assert training.training_precision(settings) == expected
+        assert training.training_precision(settings) == "float32"
         for precision in ("float32", "bfloat16"):  # an explicit choice is kept
             assert training.training_precision({**settings, "precision": precision}) == precision
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from locallm.context import context_length
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -101,7 +103,7 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
             num_kv_heads=config.get("num_key_value_heads") or heads,
             head_dim=config.get("head_dim") or hidden // heads,
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-            context_length=config.get("max_position_embeddings"),
+            context_length=context_length(config),
             checkpoint_dtype=config.get("dtype") or config.get("torch_dtype") or "float32",
         )
     except KeyError as missing:
@@ -186,7 +188,7 @@ def shape_from_meta(
         num_kv_heads=getattr(config, "num_key_value_heads", None) or heads,
         head_dim=getattr(config, "head_dim", None) or hidden // heads,
         tie_word_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
-        context_length=getattr(config, "max_position_embeddings", None),
+        context_length=context_length(config),
         checkpoint_dtype=str(getattr(config, "dtype", None) or "float32").removeprefix("torch."),
         counted_params=sum(p.numel() for p in model.parameters()),
         counted_linear_params=linear_params,
