@@ -15,6 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 WORKFLOW_FILES = ["Snakefile", "config", "workflow", "envs", "profiles"]
 
+# A small Llama config.json with grouped-query attention and an MLP unlike 4x hidden, so no term of
+# a parameter or memory count hides another (shape, estimate and pre-flight tests).
+TINY_LLAMA_CONFIG = {
+    "vocab_size": 300,
+    "hidden_size": 64,
+    "intermediate_size": 160,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 128,
+}
+
 
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow (not results) into `dest`, so a test run never touches the checkout."""

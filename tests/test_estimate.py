@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+from conftest import TINY_LLAMA_CONFIG
 from locallm.config import variant_settings, with_defaults
 from locallm.estimate import (
     GB,
@@ -16,17 +17,7 @@ from locallm.estimate import (
 )
 from locallm.model_shape import LLAMA, ModelShape, shape_from_config, shape_from_tiny
 
-# A Llama with grouped-query attention and an MLP unlike 4x hidden, so no term hides another.
-TINY_LLAMA = {
-    "vocab_size": 300,
-    "hidden_size": 64,
-    "intermediate_size": 160,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 128,
-    "attn_implementation": "sdpa",
-}
+TINY_LLAMA = {**TINY_LLAMA_CONFIG, "attn_implementation": "sdpa"}
 
 
 def test_full_finetuning_of_7b_needs_112_to_126_gb_before_activations():

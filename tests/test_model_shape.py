@@ -3,19 +3,14 @@
 import json
 
 import pytest
+from conftest import TINY_LLAMA_CONFIG
 from locallm.estimate import estimate_training
 from locallm.model_shape import LLAMA, shape_from_config, shape_from_meta, shape_from_tiny
 
 TINY_CONFIG = {
+    **TINY_LLAMA_CONFIG,
     "architectures": ["LlamaForCausalLM"],
     "model_type": "llama",
-    "vocab_size": 300,
-    "hidden_size": 64,
-    "intermediate_size": 160,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 128,
     "tie_word_embeddings": False,
 }
 

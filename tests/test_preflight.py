@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from conftest import TINY_LLAMA_CONFIG
 from locallm.config import with_defaults
 from locallm.preflight import (
     check_fit,
@@ -12,16 +13,7 @@ from locallm.preflight import (
     preflight_table,
 )
 
-TINY_CONFIG = {
-    "model_type": "llama",
-    "vocab_size": 300,
-    "hidden_size": 64,
-    "intermediate_size": 160,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 128,
-}
+TINY_CONFIG = {**TINY_LLAMA_CONFIG, "model_type": "llama"}
 
 
 @pytest.fixture
