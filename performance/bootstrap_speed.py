@@ -4,7 +4,7 @@
         [--threads 2] [--config config/config.yaml]
 
 The demo config's `model.tiny` shape and steps, on the train split's text, through the workflow's
-own `locallm.base_model.pretrain` (same seed, same windows); the bfloat16 run wraps it in
+own `locallm.model.tiny.pretrain` (same seed, same windows); the bfloat16 run wraps it in
 `torch.autocast("cpu", dtype=torch.bfloat16)`. Per row: CPU and wall seconds, tokens per CPU second,
 the ratio over float32 and its bound of 2 (what halving the bytes of every matmul could win), and
 the mean loss of the last 10 steps (does bfloat16 learn as much?).
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from locallm.base_model import pretrain, tiny_model, token_stream, train_tokenizer  # noqa: E402
 from locallm.config import load_config  # noqa: E402
+from locallm.model.tiny import pretrain, tiny_model, token_stream, train_tokenizer  # noqa: E402
 from locallm.tables import read_table  # noqa: E402
 
 

@@ -33,9 +33,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from locallm.config import load_config  # noqa: E402
-from locallm.generation import generate_texts  # noqa: E402
-from locallm.inference import predict, render_prompts  # noqa: E402
-from locallm.tasks import build_prompt, format_target  # noqa: E402
+from locallm.infer.generation import generate_texts  # noqa: E402
+from locallm.infer.predict import predict, render_prompts  # noqa: E402
+from locallm.task.prompts import build_prompt, format_target  # noqa: E402
 
 
 def sotu_examples(task: dict, n_train: int, n_test: int, seed: int):
@@ -70,7 +70,7 @@ def sotu_examples(task: dict, n_train: int, n_test: int, seed: int):
 
 def quick_model(task: dict, tiny: dict, train: list[dict], steps: int, seed: int):
     """builtin:tiny's tokenizer and model, pretrained on the text then tuned on prompt -> label."""
-    from locallm.base_model import tiny_model, train_tokenizer
+    from locallm.model.tiny import tiny_model, train_tokenizer
 
     tokenizer = train_tokenizer([r["text"] for r in train], tiny["vocab_size"])
     model = tiny_model(tokenizer, tiny, seed)
@@ -107,7 +107,7 @@ def generation_speed(args, task, train, test) -> dict:
     """Batched, length-sorted greedy generation (dynamic and static KV cache) vs the pipeline, one
     prompt at a time; and the prefill's share of the batched run with the bound it sets.
     """
-    from locallm.base_model import tiny_model, train_tokenizer
+    from locallm.model.tiny import tiny_model, train_tokenizer
     from transformers import pipeline
 
     tokenizer = train_tokenizer([r["text"] for r in train], 4096)
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.batch_tokens = config["inference"]["batch_tokens"]
     n_test = max(args.prompts, args.classify_prompts)
     train, test = sotu_examples(task, args.train_passages, n_test, args.seed)
-    print(f"torch {torch.__version__}, transformers pipeline vs locallm.inference; task: "
+    print(f"torch {torch.__version__}, transformers pipeline vs locallm.infer.predict; task: "
           f"{task['label_column']} ({', '.join(task['labels'])}) from {args.config}")  # fmt: skip
     return {
         "generation": generation_speed(args, task, train, test[: args.prompts]),

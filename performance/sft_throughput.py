@@ -22,11 +22,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-import locallm.training  # noqa: E402
+import locallm.train.training  # noqa: E402
 from locallm.config import load_config, variant_settings  # noqa: E402
 from locallm.tables import read_table, write_table  # noqa: E402
-from locallm.tokenization import Collator, tokenize_splits  # noqa: E402
-from locallm.training import train_sft  # noqa: E402
+from locallm.train.tokenization import Collator, tokenize_splits  # noqa: E402
+from locallm.train.training import train_sft  # noqa: E402
 
 
 class CountingCollator(Collator):
@@ -43,7 +43,7 @@ class CountingCollator(Collator):
 
 
 # train_sft builds its collator by this name: the counting one sees every training batch.
-locallm.training.Collator = CountingCollator
+locallm.train.training.Collator = CountingCollator
 
 
 def measure(

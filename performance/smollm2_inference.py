@@ -10,7 +10,7 @@ Prompts: the task of `--config` (default config/smollm2.yaml) over State of the 
 200-`--max-chars` characters (seeded), rendered with the base's chat template. Generation is greedy;
 each path's outputs are compared with the pipeline's (reported, not asserted: bfloat16 may choose
 another token where two are nearly tied). Models are loaded as the infer rule loads them
-(locallm.models.load_stage_model with the given dtype).
+(locallm.model.loading.load_stage_model with the given dtype).
 
 Repeats are interleaved (A B C ... A B C ...) so that load from other jobs falls on every path
 alike; each row reports the run with the fewest CPU seconds (time.process_time, all threads) and
@@ -34,15 +34,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from locallm.config import load_config  # noqa: E402
-from locallm.generation import generate_texts  # noqa: E402
-from locallm.inference import render_prompts  # noqa: E402
-from locallm.models import load_stage_model  # noqa: E402
-from locallm.scoring import (  # noqa: E402
+from locallm.infer.generation import generate_texts  # noqa: E402
+from locallm.infer.predict import render_prompts  # noqa: E402
+from locallm.infer.scoring import (  # noqa: E402
     label_continuations,
     label_log_likelihoods,
     label_probabilities,
 )
-from locallm.tasks import build_prompt  # noqa: E402
+from locallm.model.loading import load_stage_model  # noqa: E402
+from locallm.task.prompts import build_prompt  # noqa: E402
 
 BF16_BOUND = 2.0
 LOADING = {"method": "lora", "trust_remote_code": False, "gradient_checkpointing": False}

@@ -1,11 +1,11 @@
 """Peak host memory (RSS) of SFT on the CPU, per method and batch shape, against
-locallm.estimate.estimate_host_training and its terms.
+locallm.model.memory.estimate_host_training and its terms.
 
     snakemake --cores 2 --configfile config/smollm2.yaml \
         results/models/converted/smollm2-135m-instruct   # once
     python performance/smollm2_memory.py --shapes 2x128 4x256 --methods qlora lora full
 
-Each row is one child process running the workflow's own SFT job (locallm.training.train_sft,
+Each row is one child process running the workflow's own SFT job (locallm.train.training.train_sft,
 TRL's SFTTrainer, a checkpoint saved at the last step, then the stage folder) for `--steps` steps
 on packed sequences of random tokens, `batch` sequences of `seq` tokens per step, with the config
 variant's settings (LoRA rank, targets, gradient checkpointing) and the method given. A thread
@@ -31,8 +31,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 from locallm.config import load_config, variant_settings  # noqa: E402
-from locallm.estimate import MB, estimate_host_training  # noqa: E402
-from locallm.model_shape import read_model_config, shape_from_config  # noqa: E402
+from locallm.model.memory import MB, estimate_host_training  # noqa: E402
+from locallm.model.shape import read_model_config, shape_from_config  # noqa: E402
 
 BAND = (0.85, 1.15)
 PHASES = ("imports", "load", "train", "save")
@@ -90,11 +90,11 @@ class PhaseSampler:
 def child(args) -> None:
     """One SFT run in this process; prints the phases' peaks and the high-water mark (MB)."""
     sampler = PhaseSampler().start()
-    import locallm.training
-    from locallm.training import train_sft
+    import locallm.train.training
+    from locallm.train.training import train_sft
 
     # Mark the phases by wrapping what train_sft calls; the run itself is unchanged.
-    load, run = locallm.training.load_stage_model, locallm.training.run_trainer
+    load, run = locallm.train.training.load_stage_model, locallm.train.training.run_trainer
 
     def load_marked(*a, **k):
         sampler.enter("load")
@@ -110,8 +110,8 @@ def child(args) -> None:
             sampler.enter("save")
 
     result = {}
-    locallm.training.load_stage_model = load_marked
-    locallm.training.run_trainer = run_marked
+    locallm.train.training.load_stage_model = load_marked
+    locallm.train.training.run_trainer = run_marked
     settings = json.loads(args.settings)
     work = Path(args.work)
     train_sft(str(work / "tokenized"), args.base, settings, str(work / "sft"),
@@ -129,7 +129,7 @@ def write_tokenized(base: str, settings: dict, batch: int, seq: int, steps: int,
     """Packed sequences of `seq` random tokens, `batch` per step, saved as tokenize saves them."""
     import torch
     from datasets import Dataset, DatasetDict
-    from locallm.models import load_tokenizer
+    from locallm.model.loading import load_tokenizer
 
     tokenizer = load_tokenizer(base, settings)
     generator = torch.Generator().manual_seed(0)
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     print(
         f"{args.base}: SFT on the CPU, {args.steps} step(s), {args.threads} thread(s); peak RSS "
-        f"(VmHWM) over locallm.estimate's host-memory estimate, target band {BAND[0]}-{BAND[1]}"
+        f"(VmHWM) over locallm.model.memory's host-memory estimate, target band {BAND[0]}-{BAND[1]}"
     )
     print(table.to_markdown(index=False))
     return table

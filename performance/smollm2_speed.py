@@ -12,8 +12,8 @@ the machine's load hits every variant alike; the load average is printed beside 
 
 1. Forward (what classify does): a batch of `--batch` x `--seq` random tokens without gradients.
 2. One training step (forward + backward + AdamW) per method, loaded as the workflow loads it
-   (locallm.models.load_stage_model: QLoRA has real 4-bit NF4 layers from bitsandbytes;
-   locallm.training.lora_config: r 16, all-linear): float32 against bf16 autocast (what
+   (locallm.model.loading.load_stage_model: QLoRA has real 4-bit NF4 layers from bitsandbytes;
+   locallm.train.training.lora_config: r 16, all-linear): float32 against bf16 autocast (what
    `training.precision: bfloat16` runs; for QLoRA its 4-bit matmuls also in bf16, and as a third
    variant autocast with float32 4-bit matmuls).
 3. Gradient checkpointing on against off (LoRA, float32).
@@ -44,10 +44,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from locallm.config import load_config, variant_settings  # noqa: E402
-from locallm.models import load_stage_model, load_tokenizer  # noqa: E402
+from locallm.model.loading import load_stage_model, load_tokenizer  # noqa: E402
 from locallm.tables import read_table  # noqa: E402
-from locallm.tokenization import Collator, pack, tokenize_table  # noqa: E402
-from locallm.training import lora_config  # noqa: E402
+from locallm.train.tokenization import Collator, pack, tokenize_table  # noqa: E402
+from locallm.train.training import lora_config  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
 BF16_BOUND = 2.0

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from locallm.batching import Progress, length_sorted_batches, token_batches
+from locallm.infer.batching import Progress, length_sorted_batches, token_batches
 
 
 def test_length_sorted_batches_run_longest_first_and_cover_every_index():

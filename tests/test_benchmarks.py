@@ -4,10 +4,10 @@ import importlib.util
 
 import pandas as pd
 from conftest import ROOT
-from locallm.base_model import save_base, tiny_model, train_tokenizer
 from locallm.config import load_config
+from locallm.model.tiny import save_base, tiny_model, train_tokenizer
 from locallm.tables import write_table
-from locallm.tasks import sft_table
+from locallm.task.prompts import sft_table
 
 
 def benchmark(name: str):

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 import yaml
-from locallm.cards import model_card_markdown
-from locallm.run_files import Run
+from locallm.report.cards import model_card_markdown
+from locallm.report.run_files import Run
 
 CONFIG = {
     "corpus": {"source": "files"},

@@ -2,7 +2,7 @@
 
 import json
 
-from locallm.checkpoints import mark_complete, newest_checkpoint
+from locallm.train.checkpoints import mark_complete, newest_checkpoint
 
 
 def test_a_checkpoint_half_deleted_after_its_marker_is_not_resumed(tmp_path):

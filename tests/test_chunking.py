@@ -1,7 +1,7 @@
 """Chunking: passages within the limit, cut at the coarsest boundary that fits."""
 
 import pytest
-from locallm.chunking import chunk_text
+from locallm.data.chunking import chunk_text
 
 PARAGRAPHS = [
     "Short one.",

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from locallm.clustering import (
+from locallm.config import with_defaults
+from locallm.data.clustering import (
     assign,
     class_tfidf,
     cluster_shares,
@@ -14,7 +15,6 @@ from locallm.clustering import (
     summarise,
     top_terms,
 )
-from locallm.config import with_defaults
 from locallm.tables import write_table
 
 FISHING = [
@@ -55,7 +55,7 @@ def test_class_tfidf_top_terms_include_each_topic_word():
     docs = two_topic_corpus()
     model = fit_clusters(docs.text.tolist(), settings(), seed=1)
     clusters = assign(model, docs).cluster.to_numpy()
-    from locallm.clustering import cluster_term_counts
+    from locallm.data.clustering import cluster_term_counts
 
     counts = cluster_term_counts(model, docs.text.tolist(), clusters, 2)
     terms = top_terms(class_tfidf(counts), model.terms.get_feature_names_out(), 10)
@@ -128,7 +128,7 @@ def test_snippet_cuts_at_a_word_boundary():
 
 def run_cluster_rules(tmp_path, cfg: dict) -> dict:
     """Fit, assign per shard and summarise a two-shard two-topic corpus; the output paths."""
-    from locallm.clustering import assign_shard, fit_model
+    from locallm.data.clustering import assign_shard, fit_model
 
     docs = two_topic_corpus()
     docs["year"] = [1800 + i for i in range(40)]
@@ -167,7 +167,7 @@ def test_summarise_writes_topics_examples_and_shares(tmp_path):
 
 
 def test_map_labels_are_spread_at_least_the_gap_apart():
-    from locallm.cluster_plots import spread
+    from locallm.data.cluster_plots import spread
 
     y = np.array([0.0, 0.01, 0.5, 0.02])
     placed = spread(y, 0.1)
@@ -186,7 +186,7 @@ class FakeEncoder:
 def test_embedding_features_cluster_and_the_encoder_is_not_pickled(tmp_path, monkeypatch):
     import pickle
 
-    import locallm.clustering as clustering
+    import locallm.data.clustering as clustering
 
     monkeypatch.setattr(clustering, "load_encoder", lambda path: FakeEncoder())
     docs = two_topic_corpus()
@@ -201,7 +201,7 @@ def test_embedding_features_cluster_and_the_encoder_is_not_pickled(tmp_path, mon
 def test_missing_sentence_transformers_package_says_how_to_fix(tmp_path, monkeypatch):
     import sys
 
-    from locallm.clustering import load_encoder
+    from locallm.data.clustering import load_encoder
 
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import now fails
     with pytest.raises(ImportError, match="cluster.features: tfidf"):

@@ -1,8 +1,9 @@
 """Prompts cut to the model's context: only document text goes, instruction and answers stay."""
 
 import pytest
-from locallm.context import context_length, equal_share_cap, fit_prompt, prompt_tokens
-from locallm.tasks import build_prompt
+from locallm.model.facts import context_length
+from locallm.task.context import equal_share_cap, fit_prompt, prompt_tokens
+from locallm.task.prompts import build_prompt
 from test_inference import tiny_tokenizer
 from transformers import GPT2Config, LlamaConfig
 

@@ -8,18 +8,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from locallm.config import with_defaults
-from locallm.corpus import (
+from locallm.data.ingest import ingest_records, ingest_shard
+from locallm.data.ingest_report import ingest_report
+from locallm.data.readers import read_records
+from locallm.data.records import normalise
+from locallm.data.sources import (
     corpus_paths,
     file_shard,
     files_by_shard,
-    ingest_records,
-    ingest_shard,
     shard_files,
     shards_by_file,
 )
-from locallm.ingest_report import ingest_report
-from locallm.readers import read_records
-from locallm.records import normalise
 from test_chunking import DOCUMENT
 
 MESSY = Path(__file__).parent / "data" / "messy"
@@ -232,7 +231,7 @@ def test_deeply_nested_json_line_is_a_reject_not_a_crash(tmp_path):
 
 
 def test_an_exception_while_preparing_one_record_rejects_that_record(tmp_path, monkeypatch):
-    import locallm.records as records
+    import locallm.data.records as records
 
     def fragile(text, fix_encoding):
         if "poison" in text:
@@ -468,7 +467,7 @@ def test_ingest_report_fails_on_a_doc_id_in_two_shards(tmp_path):
 
 
 def test_export_sotu_writes_237_addresses_with_stable_ids(tmp_path):
-    from locallm.sotu import export_sotu
+    from locallm.data.sotu import export_sotu
 
     export_sotu(tmp_path / "sotu.jsonl")
     records = [json.loads(line) for line in (tmp_path / "sotu.jsonl").read_text().splitlines()]

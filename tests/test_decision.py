@@ -1,7 +1,7 @@
 """The pre-registered "good enough" decision on a hand-made metrics table."""
 
 import pandas as pd
-from locallm.decision import cheapest_good_enough, decision_markdown, mark_good_enough
+from locallm.evaluation.decision import cheapest_good_enough, decision_markdown, mark_good_enough
 
 GOOD_ENOUGH = {"metric": "macro_f1", "threshold": 0.70}
 

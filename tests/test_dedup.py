@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from datasketch import MinHash
 from locallm.config import with_defaults
-from locallm.dedup import (
+from locallm.data.dedup import (
     find_duplicates,
     minhash_signatures,
     normalise,
@@ -126,7 +126,7 @@ def test_signature_width_other_than_bands_times_rows_is_an_error():
 
 
 def test_signature_shards_round_trip_through_parquet_into_duplicates(tmp_path):
-    from locallm.dedup import dedup, minhash_shard
+    from locallm.data.dedup import dedup, minhash_shard
     from locallm.tables import read_table, write_table
 
     text = " ".join(BASE)

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 from conftest import TINY_LLAMA_CONFIG
 from locallm.config import variant_settings, with_defaults
-from locallm.estimate import (
+from locallm.model.memory import (
     GB,
     activation_bytes,
     estimate_host_training,
@@ -15,7 +15,7 @@ from locallm.estimate import (
     main,
     weight_bytes,
 )
-from locallm.model_shape import LLAMA, ModelShape, shape_from_config, shape_from_tiny
+from locallm.model.shape import LLAMA, ModelShape, shape_from_config, shape_from_tiny
 
 TINY_LLAMA = {**TINY_LLAMA_CONFIG, "attn_implementation": "sdpa"}
 

@@ -12,7 +12,7 @@ for name in ("torch", "transformers", "peft", "bitsandbytes"):
 from pathlib import Path
 
 import pandas as pd
-from locallm.evaluation import evaluate
+from locallm.evaluation.evaluate import evaluate
 from locallm.tables import write_table
 
 out = Path(sys.argv[1])

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from locallm.fetching import fetch_arguments, fetch_base, go_offline
+from locallm.model.fetching import fetch_arguments, fetch_base, go_offline
 
 
 def no_download(*args, **kwargs):

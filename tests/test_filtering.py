@@ -2,11 +2,9 @@
 
 import pandas as pd
 import pytest
-from locallm.caps import ClusterCapFilter, GroupCapFilter, cap_ranks
 from locallm.config import with_defaults
-from locallm.filter_report import filter_report
-from locallm.filtering import filter_shard
-from locallm.filters import (
+from locallm.filtering.caps import ClusterCapFilter, GroupCapFilter, cap_ranks
+from locallm.filtering.filters import (
     ClusterExcludeFilter,
     ClusterIncludeFilter,
     DuplicatesFilter,
@@ -14,7 +12,9 @@ from locallm.filters import (
     LengthFilter,
     apply_filters,
 )
-from locallm.gopher import GopherQualityFilter, GopherRepetitionFilter
+from locallm.filtering.gopher import GopherQualityFilter, GopherRepetitionFilter
+from locallm.filtering.report import filter_report
+from locallm.filtering.shard import filter_shard
 from locallm.tables import read_table, write_table
 
 SETTINGS = with_defaults({})["filter"]
@@ -374,7 +374,7 @@ def test_report_fails_when_rows_are_missing(tmp_path):
 
 
 def test_document_without_cluster_assignment_is_an_error_naming_it():
-    from locallm.filtering import with_clusters
+    from locallm.filtering.shard import with_clusters
 
     assignments = pd.DataFrame({"doc_id": ["d0"], "cluster": [1]})
     with pytest.raises(ValueError, match="assignments/000.parquet.*'d1'"):

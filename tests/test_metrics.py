@@ -3,7 +3,7 @@
 import krippendorff
 import numpy as np
 import pytest
-from locallm.metrics import (
+from locallm.evaluation.metrics import (
     agreement,
     bootstrap_groups,
     bootstrap_replicates,

@@ -4,8 +4,8 @@ import json
 
 import pytest
 from conftest import TINY_LLAMA_CONFIG
-from locallm.estimate import estimate_training
-from locallm.model_shape import LLAMA, shape_from_config, shape_from_meta, shape_from_tiny
+from locallm.model.memory import estimate_training
+from locallm.model.shape import LLAMA, shape_from_config, shape_from_meta, shape_from_tiny
 
 TINY_CONFIG = {
     **TINY_LLAMA_CONFIG,
@@ -82,8 +82,8 @@ def test_an_architecture_without_a_shape_rule_is_counted_on_the_meta_device(tmp_
 
 
 def test_builtin_tiny_is_shaped_from_the_config_as_bootstrap_builds_it():
-    from locallm.base_model import tiny_model, train_tokenizer
     from locallm.config import with_defaults
+    from locallm.model.tiny import tiny_model, train_tokenizer
 
     tiny = with_defaults({})["model"]["tiny"]
     tokenizer = train_tokenizer(["a few words", "and a few more"], vocab_size=tiny["vocab_size"])
@@ -93,7 +93,7 @@ def test_builtin_tiny_is_shaped_from_the_config_as_bootstrap_builds_it():
 
 
 def test_the_context_length_is_read_as_inference_and_preflight_read_it():
-    # GPT-2 style configs name it n_positions: one reader (locallm.context) for every caller.
+    # GPT-2 style configs name it n_positions: one reader (locallm.task.context) for every caller.
     config = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
               "num_attention_heads": 4, "vocab_size": 100, "n_positions": 333}  # fmt: skip
     assert shape_from_config(config).context_length == 333

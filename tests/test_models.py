@@ -4,14 +4,14 @@ import json
 
 import pytest
 import torch
-from locallm.base_model import tiny_model, train_tokenizer
-from locallm.models import (
+from locallm.hashing import fingerprint
+from locallm.model.loading import (
     AdapterMismatchError,
     ModelNotFoundError,
-    fingerprint,
     load_stage_model,
     resolve_base_path,
 )
+from locallm.model.tiny import tiny_model, train_tokenizer
 
 TINY = {
     "hidden_size": 64,
@@ -136,7 +136,7 @@ def test_full_method_loads_the_stage_folder_as_the_whole_model(base_dir, tmp_pat
 
 
 def test_auto_precision_on_the_cpu_is_float32_even_with_bf16_instructions(monkeypatch):
-    from locallm.models import inference_dtype
+    from locallm.model.precision import inference_dtype
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for fast in (True, False):

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import TINY_LLAMA_CONFIG
 from locallm.config import with_defaults
-from locallm.preflight import (
+from locallm.model.preflight import (
     check_fit,
     job_resources,
     longest_tokenized,
@@ -58,13 +58,13 @@ def test_preflight_of_builtin_tiny_uses_the_config_shape():
 
 
 def test_job_resources_of_an_unfetched_hub_base_fall_back_to_the_training_settings(monkeypatch):
-    monkeypatch.setattr("locallm.preflight.cached_base_dir", lambda settings: None)
+    monkeypatch.setattr("locallm.model.preflight.cached_base_dir", lambda settings: None)
     config = with_defaults({"variants": {"hub": {"base": "owner/model", "num_processes": 2}}})
     assert job_resources(config, "hub") == {"gpu": 2, "mem_mb": 2 * config["training"]["mem_mb"]}
 
 
 def test_preflight_names_the_fetch_rule_of_an_unfetched_hub_base(monkeypatch):
-    monkeypatch.setattr("locallm.preflight.cached_base_dir", lambda settings: None)
+    monkeypatch.setattr("locallm.model.preflight.cached_base_dir", lambda settings: None)
     config = with_defaults({"variants": {"hub": {"base": "meta-llama/Llama-2-7b-hf"}}})
     assert "run the fetch_base rule" in preflight_table(config).loc[0, "note"]
 

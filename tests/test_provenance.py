@@ -6,9 +6,9 @@ import subprocess
 import tarfile
 
 import pytest
-from locallm.archive import code_files, data_paths, requirements_lock, write_archive
 from locallm.config import canonical
-from locallm.provenance import checksums, environment, git_state
+from locallm.report.archive import code_files, data_paths, requirements_lock, write_archive
+from locallm.report.provenance import checksums, environment, git_state
 
 
 def test_canonical_sorts_keys_at_every_level_and_keeps_list_order():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from locallm.config import with_defaults
-from locallm.readers import read_records
+from locallm.data.readers import read_records
 
 
 def corpus_settings(**overrides) -> dict:

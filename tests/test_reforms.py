@@ -1,8 +1,8 @@
 """REFORMS: 32 items; item 5d quotes the pre-set criterion and the decision where present."""
 
-from locallm.reforms import selection_criterion
-from locallm.reforms_checklist import ITEMS, MODULES
-from locallm.run_files import Run
+from locallm.report.reforms import selection_criterion
+from locallm.report.reforms_items import ITEMS, MODULES
+from locallm.report.run_files import Run
 
 
 def run_with(evaluation: dict, decision: str | None = None) -> Run:

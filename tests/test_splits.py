@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from locallm.config import with_defaults
-from locallm.splits import (
+from locallm.settings import split_fractions
+from locallm.tables import read_table, write_table
+from locallm.task.splits import (
     assign_splits,
     filter_task_labels,
     find_leaks,
     groups_straddling,
     size_warnings,
     split_corpus,
-    split_fractions,
 )
-from locallm.tables import read_table, write_table
 
 
 def split_settings(**overrides) -> dict:

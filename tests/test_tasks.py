@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from locallm.config import with_defaults
-from locallm.tasks import (
+from locallm.task.prompts import (
     build_prompt,
     cap_examples,
     check_columns,
@@ -108,7 +108,7 @@ def test_cap_examples_draws_with_the_seed_and_keeps_order():
 
 def test_build_preferences_caps_pairs_with_the_seed(tmp_path):
     from locallm.tables import read_table, write_table
-    from locallm.tasks import build_preferences
+    from locallm.task.prompts import build_preferences
 
     write_table(DOCS, tmp_path / "train.parquet")
     task = {**TASK, "preferences": {**TASK["preferences"], "max_pairs": 2}}

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 import torch
-from locallm.base_model import tiny_model, train_tokenizer
-from locallm.tokenization import (
+from locallm.model.tiny import tiny_model, train_tokenizer
+from locallm.train.tokenization import (
     IGNORE,
     Collator,
     check_truncation,

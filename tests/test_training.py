@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from locallm import launch, training
-from locallm.base_model import save_base, tiny_model, train_tokenizer
 from locallm.config import with_defaults
-from locallm.models import load_stage_model
+from locallm.model.loading import load_stage_model
+from locallm.model.tiny import save_base, tiny_model, train_tokenizer
 from locallm.tables import write_table
-from locallm.tasks import preferences_from_labels, sft_table
-from locallm.tokenization import tokenize_splits
-from locallm.training import preference_dataset, train_dpo, train_sft
+from locallm.task.prompts import preferences_from_labels, sft_table
+from locallm.train import launch, training
+from locallm.train.tokenization import tokenize_splits
+from locallm.train.training import preference_dataset, train_dpo, train_sft
 from transformers import AutoTokenizer, TrainerCallback
 
 WORDS = {"Democratic": "harvest river", "Republican": "granite market"}
@@ -183,7 +183,8 @@ def test_sft_resumes_from_the_newest_checkpoint_and_continues_the_step_count(wor
 KILL_WHILE_SAVING = """
 import json, os, signal, sys
 from transformers import Trainer
-from locallm import launch, training
+from locallm.train import launch
+from locallm.train import training
 
 save = Trainer._save_optimizer_and_scheduler
 
@@ -328,7 +329,7 @@ def test_preference_prompts_are_cut_to_fit_and_keep_their_answers(workspace):
 
 
 def test_sft_runs_as_two_ddp_processes_on_the_cpu(workspace):
-    from locallm.launch import run_stage
+    from locallm.train.launch import run_stage
 
     cfg = config(method="lora", max_steps=2, save_steps=2)
     out = workspace / "ddp_sft"
@@ -350,7 +351,7 @@ def test_sft_runs_as_two_ddp_processes_on_the_cpu(workspace):
 
 
 def test_merge_folds_the_adapter_into_a_full_precision_base(workspace, qlora_sft):
-    from locallm.training import merge_stage
+    from locallm.train.training import merge_stage
 
     cfg = config()
     base = str(workspace / "base")

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import snakemake
 from locallm.config import with_defaults
-from locallm.evaluation import evaluate
+from locallm.evaluation.evaluate import evaluate
 from locallm.tables import write_table
 
 TASK = {"labels": ["D", "R"], "label_column": "party"}

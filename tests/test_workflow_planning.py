@@ -158,7 +158,7 @@ def test_a_workflow_whose_library_differs_from_the_installed_locallm_stops_with_
     # Jobs would import the installed (other clone's) locallm: Snakemake appends the script folder
     # after site-packages. A copy of the same code passes (every other test runs one).
     workdir = copy_workflow(tmp_path)
-    metrics = workdir / "workflow" / "scripts" / "locallm" / "metrics.py"
+    metrics = workdir / "workflow" / "scripts" / "locallm" / "evaluation" / "metrics.py"
     metrics.write_text(metrics.read_text() + "\n# edited in this clone only\n")
     result = snakemake(workdir, "-n", check=False)
     assert result.returncode != 0

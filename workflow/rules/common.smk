@@ -12,12 +12,12 @@ from locallm.installed import installed_mismatch
 if problem := installed_mismatch(workflow.basedir):
     raise WorkflowError(problem)
 
-from locallm.builtin_models import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
+from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import canonical
 from locallm.config_checks import config_problems
 from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
-from locallm.fetching import go_offline
-from locallm.preflight import format_preflight, preflight_table
+from locallm.model.fetching import go_offline
+from locallm.model.preflight import format_preflight, preflight_table
 from locallm.scheduling import training_priority
 
 validate(config, "../schemas/config.schema.yaml")

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from locallm.archive import write_archive
 from locallm.logs import log_to
+from locallm.report.archive import write_archive
 
 with log_to(snakemake.log[0]):
     write_archive(

@@ -1,5 +1,5 @@
-from locallm.base_model import bootstrap_base
 from locallm.logs import log_to
+from locallm.model.tiny import bootstrap_base
 
 with log_to(snakemake.log[0]):
     bootstrap_base(

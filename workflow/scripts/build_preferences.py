@@ -1,5 +1,5 @@
 from locallm.logs import log_to
-from locallm.tasks import build_preferences
+from locallm.task.prompts import build_preferences
 
 with log_to(snakemake.log[0]):
     build_preferences(

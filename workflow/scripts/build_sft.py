@@ -1,5 +1,5 @@
 from locallm.logs import log_to
-from locallm.tasks import build_sft
+from locallm.task.prompts import build_sft
 
 with log_to(snakemake.log[0]):
     build_sft(

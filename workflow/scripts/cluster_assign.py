@@ -1,4 +1,4 @@
-from locallm.clustering import assign_shard
+from locallm.data.clustering import assign_shard
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from locallm.clustering import fit_model
+from locallm.data.clustering import fit_model
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from locallm.clustering import summarise
+from locallm.data.clustering import summarise
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

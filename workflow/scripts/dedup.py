@@ -1,6 +1,6 @@
 """Rule `dedup`: exact and near duplicates over all signature shards."""
 
-from locallm.dedup import dedup
+from locallm.data.dedup import dedup
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

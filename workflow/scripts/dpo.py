@@ -1,5 +1,5 @@
-from locallm.launch import run_stage
 from locallm.logs import log_to
+from locallm.train.launch import run_stage
 
 with log_to(snakemake.log[0]):
     run_stage(

@@ -1,4 +1,4 @@
-from locallm.evaluation import evaluate
+from locallm.evaluation.evaluate import evaluate
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,5 +1,5 @@
-from locallm.builtin_models import fetch_builtin
 from locallm.logs import log_to
+from locallm.model.builtin import fetch_builtin
 
 with log_to(snakemake.log[0]):
     fetch_builtin(

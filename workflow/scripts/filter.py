@@ -1,6 +1,6 @@
 """Rule `filter`: quality rules, duplicates and clusters on one corpus shard."""
 
-from locallm.filtering import filter_shard
+from locallm.filtering.shard import filter_shard
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

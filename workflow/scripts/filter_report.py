@@ -1,6 +1,6 @@
 """Rule `filter_report`: rows per rule and kept, per shard and in total; checks the accounting."""
 
-from locallm.filter_report import filter_report
+from locallm.filtering.report import filter_report
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

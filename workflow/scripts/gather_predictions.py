@@ -1,4 +1,4 @@
-from locallm.inference import gather_predictions
+from locallm.infer.predict import gather_predictions
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

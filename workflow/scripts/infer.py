@@ -1,4 +1,4 @@
-from locallm.inference import infer_shard
+from locallm.infer.predict import infer_shard
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

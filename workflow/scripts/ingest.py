@@ -1,4 +1,4 @@
-from locallm.corpus import ingest_shard
+from locallm.data.ingest import ingest_shard
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from locallm.ingest_report import write_ingest_report
+from locallm.data.ingest_report import write_ingest_report
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

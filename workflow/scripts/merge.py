@@ -1,5 +1,5 @@
 from locallm.logs import log_to
-from locallm.training import merge_stage
+from locallm.train.training import merge_stage
 
 with log_to(snakemake.log[0]):
     merge_stage(

@@ -1,6 +1,6 @@
 """Rule `minhash`: MinHash signatures and exact hashes of one corpus shard."""
 
-from locallm.dedup import minhash_shard
+from locallm.data.dedup import minhash_shard
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):

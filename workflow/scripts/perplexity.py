@@ -1,5 +1,5 @@
+from locallm.evaluation.perplexity import perplexity_stage
 from locallm.logs import log_to
-from locallm.perplexity import perplexity_stage
 
 with log_to(snakemake.log[0]):
     perplexity_stage(

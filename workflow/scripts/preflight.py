@@ -1,5 +1,5 @@
 from locallm.logs import log_to
-from locallm.preflight import write_preflight
+from locallm.model.preflight import write_preflight
 
 with log_to(snakemake.log[0]):
     write_preflight(

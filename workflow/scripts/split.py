@@ -1,5 +1,5 @@
 from locallm.logs import log_to
-from locallm.splits import split_corpus
+from locallm.task.splits import split_corpus
 
 with log_to(snakemake.log[0]):
     split_corpus(

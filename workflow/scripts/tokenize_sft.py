@@ -1,5 +1,5 @@
 from locallm.logs import log_to
-from locallm.tokenization import tokenize_splits
+from locallm.train.tokenization import tokenize_splits
 
 with log_to(snakemake.log[0]):
     tokenize_splits(

@@ -2,8 +2,8 @@ from itertools import product
 from pathlib import Path
 
 from locallm.logs import log_to
-from locallm.report import write_report
-from locallm.run_files import Run
+from locallm.report.run_files import Run
+from locallm.report.write import write_report
 
 with log_to(snakemake.log[0]):
     variants, stages = snakemake.params.variants, snakemake.params.stages

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from locallm.corpus import corpus_paths, settings_problems
-from locallm.splits import split_fractions
-from locallm.tasks import label_problems, preference_problems, prompt_problems
+from locallm.data.sources import corpus_paths, settings_problems
+from locallm.settings import split_fractions
+from locallm.task.prompts import label_problems, preference_problems, prompt_problems
 
 
 def config_problems(config: dict[str, Any]) -> list[str]:

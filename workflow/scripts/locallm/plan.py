@@ -16,12 +16,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from locallm.config import tokenization_id, tokenization_settings, variant_settings
-from locallm.corpus import corpus_paths, files_by_shard, shards_by_file
-from locallm.gguf_bases import converted_dir, gguf_sources, is_gguf_base
-from locallm.models import TINY, resolve_base_path
-from locallm.preflight import job_resources
+from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
+from locallm.model.facts import TINY
+from locallm.model.loading import resolve_base_path
+from locallm.model.preflight import job_resources
+from locallm.model.sources import converted_dir, gguf_sources, is_gguf_base
 from locallm.scheduling import job_threads
 from locallm.settings import (
+    SPLITS,
     DPOSettings,
     InferenceSettings,
     LoadingSettings,
@@ -29,7 +31,6 @@ from locallm.settings import (
     SFTSettings,
 )
 
-SPLITS = ("train", "validation", "test")
 SOTU_JSONL = "resources/sotu/sotu.jsonl"
 BOOTSTRAPPED_BASE = "results/models/base"
 # Job sizing keys of `training` and `inference`: not in params, so changing them re-runs nothing.
@@ -152,7 +153,7 @@ class Plan:
 
     def gpu_resources(self, variant: str, stage: str = "train") -> dict[str, int]:
         """`gpu`, `mem_mb` and maybe `gpu_mem_mb` of a variant's training (`train`) or inference
-        (`infer`) job, estimated once from the model's shape (locallm.estimate)."""
+        (`infer`) job, estimated once from the model's shape (locallm.model.memory)."""
         key = (variant, stage)
         if key not in self._resources:
             self._resources[key] = job_resources(self.config, variant, stage=stage)

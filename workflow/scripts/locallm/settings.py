@@ -10,6 +10,8 @@ from typing import Any
 
 from locallm.config import canonical
 
+SPLITS = ("train", "validation", "test")
+
 
 class Settings:
     """A stage's settings: `params()` is the dict its rule passes to the script (sorted keys, so
@@ -108,3 +110,13 @@ class PerplexitySettings(Settings):
     perplexity_max_texts: int
     perplexity_max_tokens: int
     perplexity_batch_size: int
+
+
+def split_fractions(settings: dict) -> dict[str, float]:
+    """The configured fractions per split, checked to sum to 1."""
+    fractions = {name: float(settings[name]) for name in SPLITS}
+    total = sum(fractions.values())
+    if abs(total - 1) > 1e-6:
+        terms = " + ".join(f"split.{name} {value:g}" for name, value in fractions.items())
+        raise ValueError(f"config {terms} = {total:g}; the three fractions must sum to 1")
+    return fractions

@@ -1,0 +1,1 @@
+"""Evaluation: metrics with group-bootstrap intervals, perplexity, the good-enough decision."""

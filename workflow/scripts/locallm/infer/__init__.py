@@ -1,0 +1,1 @@
+"""Inference: prompts in token-budget batches, label log-likelihoods, generation, predictions."""

@@ -1,0 +1,1 @@
+"""The replication package: REFORMS, data and model cards, environment, checksums, archive."""
