@@ -1,9 +1,11 @@
 """envs/locallm.yaml (for `--sdm conda`) pins exactly what requirements.txt pins."""
 
 import re
+import tomllib
 
 import yaml
 from conftest import ROOT
+from setuptools import find_namespace_packages
 
 
 def requirement_lines(text: str) -> list[str]:
@@ -15,8 +17,19 @@ def requirement_lines(text: str) -> list[str]:
 def test_requirements_txt_installs_the_locallm_package_from_this_checkout():
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     assert lines[-1] == "-e ."  # after the pins it depends on
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'name = "locallm"' in pyproject and 'packages = ["locallm"]' in pyproject
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["name"] == "locallm"
+    # A non-editable install (a cluster's shared env) must carry every stage subpackage too.
+    find = project["tool"]["setuptools"]["packages"]["find"]
+    found = set(
+        find_namespace_packages(where=str(ROOT / find["where"][0]), include=find["include"])
+    )
+    library = ROOT / "workflow" / "scripts" / "locallm"
+    on_disk = {
+        ".".join(("locallm", *init.parent.relative_to(library).parts))
+        for init in library.rglob("__init__.py")
+    }
+    assert on_disk <= found and "locallm.evaluation" in on_disk
 
 
 def test_conda_env_lists_the_same_pins_as_requirements_txt():
