@@ -131,7 +131,7 @@ def test_planning_imports_no_ml_library():
     code = (
         "import sys; from locallm.plan import Plan; from locallm.config import load_config\n"
         f"Plan(load_config({str(ROOT / 'config' / 'test.yaml')!r})).targets()\n"
-        "heavy = {'torch', 'transformers', 'bitsandbytes', 'peft', 'trl', 'accelerate'}\n"
+        "heavy = {'torch', 'transformers', 'bitsandbytes', 'peft', 'trl', 'accelerate', 'scipy'}\n"
         "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -17,7 +17,7 @@ import sys
 
 class BlockHeavyImports:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers", "bitsandbytes", "peft", "trl"):
+        if name.split(".")[0] in ("torch", "transformers", "bitsandbytes", "peft", "trl", "scipy"):
             raise ImportError(f"{name} imported while Snakemake plans the DAG")
         return None
 
@@ -48,12 +48,12 @@ def planned_jobs(result: subprocess.CompletedProcess, rule: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-def test_the_dag_is_planned_without_torch_transformers_bitsandbytes_peft_or_trl(tmp_path):
+def test_the_dag_is_planned_without_torch_transformers_bitsandbytes_peft_trl_or_scipy(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(BLOCKER)
     env = {"PYTHONPATH": str(blocker)}
-    for heavy in ("torch", "bitsandbytes", "peft", "trl"):
+    for heavy in ("torch", "bitsandbytes", "peft", "trl", "scipy"):
         probe = subprocess.run(
             [sys.executable, "-c", f"import {heavy}"], env=env, capture_output=True, text=True
         )
