@@ -3,6 +3,7 @@ cached job resources, the fit check, and no heavy import."""
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -111,6 +112,21 @@ def test_job_resources_are_estimated_once_per_variant_and_stage(monkeypatch):
     plan.gpu_resources("a", "infer")
     assert calls == [("a", "train"), ("a", "infer")]
     assert plan.training_resources("a")["threads"] == 2  # auto: 4 cores shared by 2 variants
+
+
+def test_resources_of_a_rule_come_from_the_plan_alone():
+    plan = Plan(with_defaults({"variants": {"a": {"mem_mb": 3000}, "b": {}}}), cores=4)
+    wildcards = SimpleNamespace(variant="a")
+    sft = plan.resources("sft")
+    assert {key: value(wildcards) for key, value in sft.items()} == {
+        key: value for key, value in plan.training_resources("a").items() if key != "threads"
+    }
+    assert plan.threads("sft")(wildcards) == 2  # auto: 4 cores shared by 2 variants
+    assert plan.threads("merge") == 1 and set(plan.resources("merge")) == {"mem_mb"}
+    assert plan.threads("dedup") == 1 and plan.resources("dedup") == {"mem_mb": 4000}
+    assert plan.threads("gather_predictions") == 1 and plan.resources("gather_predictions") == {}
+    # A lone job resolves `auto` to every core, whatever the base.
+    assert plan.threads("convert_gguf") == 4 and plan.threads("bootstrap_base") == 4
 
 
 def test_fit_problems_name_the_variant_whose_estimate_exceeds_the_gpu():

@@ -109,6 +109,27 @@ def test_auto_threads_share_the_cores_among_variants_so_their_jobs_overlap(tmp_p
     assert planned_threads(result, "sft") == {2}  # a lone variant's job gets every core
 
 
+def test_auto_threads_with_a_gguf_base_plan_the_conversion_with_every_core(tmp_path):
+    """convert_gguf once read training.threads raw: `auto` crashed the dry run."""
+    variants = {"r8": {"method": "qlora", "lora_r": 8, "base": "builtin:smollm2-135m-instruct"}}
+    workdir = workflow_with_variants(tmp_path, variants, auto_threads=True)
+    result = snakemake(workdir, "-n")
+    assert planned_jobs(result, "convert_gguf") == 1
+    assert planned_threads(result, "convert_gguf") == {2}  # alone: both cores
+
+
+def test_no_rule_sizes_its_jobs_from_the_raw_config():
+    """threads: and resources: come from PLAN alone (Plan.threads, Plan.resources)."""
+    sizing = re.compile(r"^    (threads|resources):(.*(?:\n        .*)*)", re.MULTILINE)
+    found = [
+        f"{path.name}: {match.group(0).strip()}"
+        for path in sorted((ROOT / "workflow" / "rules").glob("*.smk"))
+        for match in sizing.finditer(path.read_text())
+    ]
+    assert len(found) > 10  # the pattern sees the rules' sizing
+    assert [f for f in found if "PLAN." not in f or "config[" in f] == []
+
+
 def test_hpc_fit_error_stops_the_dag_when_a_variant_cannot_fit_the_gpu(tmp_path):
     small_gpu = {"gpu_memory_gb": 0.001, "fit_error": True}
     variants = {"r8": {"method": "qlora", "lora_r": 8}}

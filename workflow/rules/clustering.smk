@@ -15,7 +15,7 @@ rule cluster_fit:
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=4000,
+        **PLAN.resources("cluster_fit"),
     params:
         settings=config["cluster"],
         seed=config["seed"],

@@ -60,10 +60,6 @@ VARIANTS = list(PLAN.variants)
 STAGES = PLAN.stages
 TOKENIZATIONS = PLAN.tokenizations
 BUILTIN_NAMES = [builtin_name(base) for base in BUILTIN_WHEELS]
-# `threads: auto`: a job that runs alone (bootstrap_base) gets every core; infer and perplexity jobs
-# share them among the variant x stage pairs.
-LONE_JOB_THREADS = PLAN.threads(config["training"]["threads"], 1)
-INFERENCE_THREADS = PLAN.inference_threads
 # Files of a trained stage's folder shown by `snakemake --report` (patterns need a wildcard).
 STAGE_REPORT_FILES = [
     "{name,loss}.{ext,png}",
@@ -154,26 +150,6 @@ def preference_input(wildcards):
     return PLAN.preference_input(wildcards.split)
 
 
-def training_threads(wildcards):
-    return PLAN.training_resources(wildcards.variant)["threads"]
-
-
-def training_mem_mb(wildcards):
-    return PLAN.training_resources(wildcards.variant)["mem_mb"]
-
-
-def training_runtime(wildcards):
-    return PLAN.training_resources(wildcards.variant)["runtime"]
-
-
-def training_gpus(wildcards):
-    return PLAN.training_resources(wildcards.variant)["gpu"]
-
-
-def training_gpu_mem_mb(wildcards):
-    return PLAN.training_resources(wildcards.variant)["gpu_mem_mb"]
-
-
 # Inference and evaluation (inference.smk, evaluation.smk).
 def loading_settings(wildcards):
     return variant_plan(wildcards).loading.params()
@@ -185,11 +161,3 @@ def infer_input(wildcards):
 
 def perplexity_input(wildcards):
     return PLAN.perplexity_input(wildcards.variant, wildcards.stage)
-
-
-def inference_gpus(wildcards):
-    return PLAN.gpu_resources(wildcards.variant, "infer")["gpu"]
-
-
-def inference_gpu_mem_mb(wildcards):
-    return PLAN.gpu_resources(wildcards.variant, "infer").get("gpu_mem_mb", 0)

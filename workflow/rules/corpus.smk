@@ -29,7 +29,7 @@ rule ingest:
         "benchmarks/ingest/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("ingest")
     params:
         settings=config["corpus"],
         whole_files=PLAN.files_sharded_whole,

@@ -13,7 +13,7 @@ rule minhash:
         "benchmarks/minhash/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("minhash")
     params:
         settings=config["dedup"],
     script:
@@ -31,9 +31,9 @@ rule dedup:
         "benchmarks/dedup/dedup.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("dedup")
     resources:
-        mem_mb=4000,
+        **PLAN.resources("dedup"),
     params:
         settings=config["dedup"],
     script:

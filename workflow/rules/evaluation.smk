@@ -14,12 +14,9 @@ rule perplexity:
         "benchmarks/perplexity/{variant}/{stage}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: INFERENCE_THREADS
+    threads: PLAN.threads("perplexity")
     resources:
-        mem_mb=config["inference"]["mem_mb"],
-        runtime=config["inference"]["runtime"],
-        gpu=inference_gpus,
-        gpu_mem_mb=inference_gpu_mem_mb,
+        **PLAN.resources("perplexity"),
     params:
         settings=PLAN.perplexity_settings.params(),
         model=loading_settings,
@@ -83,7 +80,7 @@ rule evaluate:
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=2000,
+        **PLAN.resources("evaluate"),
     params:
         settings=config["evaluation"],
         task=config["task"],

@@ -18,7 +18,7 @@ rule filter:
         "benchmarks/filter/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("filter")
     params:
         settings=config["filter"],
         seed=config["seed"],

@@ -13,12 +13,9 @@ rule infer:
         "benchmarks/infer/{variant}/{stage}/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: INFERENCE_THREADS
+    threads: PLAN.threads("infer")
     resources:
-        mem_mb=config["inference"]["mem_mb"],
-        runtime=config["inference"]["runtime"],
-        gpu=inference_gpus,
-        gpu_mem_mb=inference_gpu_mem_mb,
+        **PLAN.resources("infer"),
     params:
         settings=PLAN.inference_settings.params(),
         task=config["task"],

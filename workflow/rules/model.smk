@@ -15,10 +15,9 @@ rule bootstrap_base:
     conda:
         "../../envs/locallm.yaml"
     # The only job of its kind: every core (with threads: auto).
-    threads: LONE_JOB_THREADS
+    threads: PLAN.threads("bootstrap_base")
     resources:
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime"],
+        **PLAN.resources("bootstrap_base"),
     params:
         tiny=config["model"]["tiny"],
         seed=config["seed"],
@@ -57,10 +56,9 @@ rule convert_gguf:
         "benchmarks/convert_gguf/{gguf}.tsv"
     conda:
         "../../envs/locallm.yaml"
-    threads: config["training"]["threads"]
+    threads: PLAN.threads("convert_gguf")
     resources:
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime"],
+        **PLAN.resources("convert_gguf"),
     script:
         "../scripts/convert_gguf.py"
 
@@ -158,12 +156,9 @@ rule sft:
     priority: job_priority
     conda:
         "../../envs/locallm.yaml"
-    threads: training_threads
+    threads: PLAN.threads("sft")
     resources:
-        mem_mb=training_mem_mb,
-        runtime=training_runtime,
-        gpu=training_gpus,
-        gpu_mem_mb=training_gpu_mem_mb,
+        **PLAN.resources("sft"),
     params:
         settings=sft_settings,
         base_path=base_path,
@@ -193,12 +188,9 @@ rule dpo:
     priority: job_priority
     conda:
         "../../envs/locallm.yaml"
-    threads: training_threads
+    threads: PLAN.threads("dpo")
     resources:
-        mem_mb=training_mem_mb,
-        runtime=training_runtime,
-        gpu=training_gpus,
-        gpu_mem_mb=training_gpu_mem_mb,
+        **PLAN.resources("dpo"),
     params:
         settings=training_settings,
         base_path=base_path,
@@ -220,7 +212,7 @@ rule merge:
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=training_mem_mb,
+        **PLAN.resources("merge"),
     params:
         settings=training_settings,
         base_path=base_path,

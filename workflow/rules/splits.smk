@@ -24,7 +24,7 @@ rule split:
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=4000,
+        **PLAN.resources("split"),
     params:
         settings=config["split"],
         # Only the task keys the split reads: editing a prompt must not re-split (and re-train).

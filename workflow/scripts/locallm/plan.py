@@ -12,6 +12,7 @@ neither torch, transformers nor bitsandbytes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,6 +39,26 @@ JOB_KEYS = ("threads", "mem_mb", "runtime")
 # Stages that training writes, and so the stages that load an adapter (base and fewshot ask the
 # base model itself).
 TRAINED_STAGES = ("sft", "dpo")
+# Jobs whose size does not follow the config: single-threaded shard jobs, and the corpus-wide
+# jobs that hold every shard's table in memory.
+FIXED_RESOURCES: dict[str, dict[str, int]] = {
+    "ingest": {"threads": 1},
+    "minhash": {"threads": 1},
+    "dedup": {"threads": 1, "mem_mb": 4000},
+    "cluster_fit": {"mem_mb": 4000},
+    "filter": {"threads": 1},
+    "split": {"mem_mb": 4000},
+    "evaluate": {"mem_mb": 2000},
+}
+# Per-variant jobs: what Plan.variant_job gives each (merge keeps Snakemake's one thread).
+TRAINING_JOB = ("threads", "mem_mb", "runtime", "gpu", "gpu_mem_mb")
+VARIANT_RULES = {
+    "sft": TRAINING_JOB,
+    "dpo": TRAINING_JOB,
+    "merge": ("mem_mb",),
+    "infer": TRAINING_JOB,
+    "perplexity": TRAINING_JOB,
+}
 
 
 @dataclass(frozen=True)
@@ -139,15 +160,67 @@ class Plan:
         return [f"results/clusters/assignments/{shard}.parquet" for shard in self.shards]
 
     # --- threads and resources ----------------------------------------------------------------
+    # The one route from the config to a rule's `threads:` and `resources:` (docs/architecture.md,
+    # "a rule's resources"): rules call `PLAN.threads(rule)` and `**PLAN.resources(rule)`.
 
-    def threads(self, setting: int | str, jobs_at_once: int) -> int:
+    def threads(self, rule: str) -> int | Callable[[Any], int]:
+        """`threads:` of `rule`: a number, or for a per-variant rule a function of the wildcards."""
+        if "threads" in VARIANT_RULES.get(rule, ()):
+            return functools.partial(self._variant_job_value, rule, "threads")
+        return self._job(rule).get("threads", 1)
+
+    def resources(self, rule: str) -> dict[str, int | Callable[[Any], int]]:
+        """`resources:` of `rule` (threads apart): numbers, or for a per-variant rule functions
+        of the wildcards (Snakemake calls them with the job's wildcards)."""
+        if rule in VARIANT_RULES:
+            return {
+                key: functools.partial(self._variant_job_value, rule, key)
+                for key in VARIANT_RULES[rule]
+                if key != "threads"
+            }
+        return {key: value for key, value in self._job(rule).items() if key != "threads"}
+
+    def _job(self, rule: str) -> dict[str, int]:
+        """Threads and resources of a rule whose jobs do not depend on a variant."""
+        if rule in FIXED_RESOURCES:
+            return FIXED_RESOURCES[rule]
+        if rule in ("bootstrap_base", "convert_gguf"):
+            # Each runs alone before training (one base; one conversion per GGUF file).
+            training = self.config["training"]
+            return {
+                "threads": self._share_cores(training["threads"], 1),
+                "mem_mb": training["mem_mb"],
+                "runtime": training["runtime"],
+            }
+        return {}
+
+    def _variant_job_value(self, rule: str, key: str, wildcards: Any) -> int:
+        return self.variant_job(rule, wildcards.variant)[key]
+
+    def variant_job(self, rule: str, variant: str) -> dict[str, int]:
+        """Threads and resources of a per-variant job (keys: VARIANT_RULES[rule])."""
+        if rule in ("sft", "dpo", "merge"):
+            job = self.training_resources(variant)
+        else:  # infer, perplexity
+            inference = self.config["inference"]
+            gpu = self.gpu_resources(variant, "infer")
+            job = {
+                "threads": self.inference_threads,
+                "mem_mb": inference["mem_mb"],
+                "runtime": inference["runtime"],
+                "gpu": gpu["gpu"],
+                "gpu_mem_mb": gpu.get("gpu_mem_mb", 0),
+            }
+        return {key: job[key] for key in VARIANT_RULES[rule]}
+
+    def _share_cores(self, setting: int | str, jobs_at_once: int) -> int:
         """Threads of a job (`auto` shares --cores among `jobs_at_once`: locallm.scheduling)."""
         return job_threads(setting, self.cores, jobs_at_once)
 
     @property
     def inference_threads(self) -> int:
         """Threads of an infer or perplexity job: `auto` shares the cores by variant x stage."""
-        return self.threads(
+        return self._share_cores(
             self.config["inference"]["threads"], len(self.variants) * len(self.stages)
         )
 
@@ -164,7 +237,7 @@ class Plan:
         plan = self.variants[variant]
         return {
             # With threads: auto, every variant's job can run beside the others.
-            "threads": self.threads(plan.threads, len(self.variants)),
+            "threads": self._share_cores(plan.threads, len(self.variants)),
             "runtime": plan.runtime,
             "gpu_mem_mb": 0,
             **self.gpu_resources(variant, "train"),
