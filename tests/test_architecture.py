@@ -169,3 +169,16 @@ def test_find_cycle_finds_a_cycle_and_only_a_cycle(graph, cycle):
 def test_longest_chain_counts_modules_along_the_deepest_path():
     graph = {"a": frozenset({"b", "c"}), "b": frozenset({"c"}), "c": frozenset()}
     assert longest_chain(graph) == ["a", "b", "c"]
+
+
+def test_every_output_path_is_written_once_in_the_path_table():
+    """Rules and Plan name outputs, logs and benchmarks through locallm.paths, never literally."""
+    sources = [*(ROOT / "workflow" / "rules").glob("*.smk"), LIBRARY / "plan.py"]
+    literal = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted(sources)
+        for line in path.read_text().splitlines()
+        if not line.lstrip().startswith("#")
+        and any(f'"{folder}/' in line for folder in ("results", "logs", "benchmarks"))
+    ]
+    assert literal == []

@@ -71,19 +71,25 @@ def test_inference_and_perplexity_params_leave_out_job_sizing():
     }
 
 
+def job(variant: str, stage: str | None = None) -> SimpleNamespace:
+    """The wildcards Snakemake passes to an input or params function."""
+    return SimpleNamespace(variant=variant, stage=stage)
+
+
 def test_stage_inputs_name_the_base_the_workflow_builds():
     config = with_defaults({"variants": {"tiny": {}, "hub": {"base": "owner/model"}}})
     plan = Plan(config)
-    assert plan.sft_input("tiny") == {
+    assert plan.sft_input(job("tiny")) == {
         "data": f"results/tokenized/{plan.variants['tiny'].tokenization}/data",
         "base": "results/models/base",
     }
-    assert "base" not in plan.dpo_input("hub")
-    assert plan.infer_input("tiny", "fewshot")["examples"] == "results/splits/train.parquet"
-    assert plan.infer_input("hub", "sft")["adapter"] == "results/models/hub/sft"
-    assert "adapter" not in plan.perplexity_input("hub", "base")
+    assert "base" not in plan.dpo_input(job("hub"))
+    assert plan.infer_input(job("tiny", "fewshot"))["examples"] == "results/splits/train.parquet"
+    assert plan.infer_input(job("hub", "sft"))["adapter"] == "results/models/hub/sft"
+    assert "adapter" not in plan.perplexity_input(job("hub", "base"))
     with pytest.raises(ValueError, match="no adapter"):
-        plan.merge_input("tiny", "base")
+        plan.merge_input(job("tiny", "base"))
+    assert plan.checkpoints(job("hub"), ["results/models/hub/dpo"]) == "results/checkpoints/hub/dpo"
 
 
 def test_targets_cover_every_variant_and_stage_once():
@@ -116,7 +122,7 @@ def test_job_resources_are_estimated_once_per_variant_and_stage(monkeypatch):
 
 def test_resources_of_a_rule_come_from_the_plan_alone():
     plan = Plan(with_defaults({"variants": {"a": {"mem_mb": 3000}, "b": {}}}), cores=4)
-    wildcards = SimpleNamespace(variant="a")
+    wildcards = job("a")
     sft = plan.resources("sft")
     assert {key: value(wildcards) for key, value in sft.items()} == {
         key: value for key, value in plan.training_resources("a").items() if key != "threads"

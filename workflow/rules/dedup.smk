@@ -4,13 +4,13 @@
 
 rule minhash:
     input:
-        corpus="results/corpus/{shard}.parquet",
+        corpus=PATHS.corpus,
     output:
-        signatures="results/dedup/signatures/{shard}.parquet",
+        signatures=PATHS.signatures,
     log:
-        "logs/minhash/{shard}.log",
+        PATHS.log("minhash/{shard}"),
     benchmark:
-        "benchmarks/minhash/{shard}.tsv"
+        PATHS.benchmark("minhash/{shard}")
     conda:
         "../../envs/locallm.yaml"
     threads: PLAN.threads("minhash")
@@ -22,13 +22,13 @@ rule minhash:
 
 rule dedup:
     input:
-        signatures=expand("results/dedup/signatures/{shard}.parquet", shard=SHARDS),
+        signatures=expand(PATHS.signatures, shard=SHARDS),
     output:
-        duplicates="results/dedup/duplicates.parquet",
+        duplicates=PATHS.duplicates,
     log:
-        "logs/dedup/dedup.log",
+        PATHS.log("dedup/dedup"),
     benchmark:
-        "benchmarks/dedup/dedup.tsv"
+        PATHS.benchmark("dedup/dedup")
     conda:
         "../../envs/locallm.yaml"
     threads: PLAN.threads("dedup")
