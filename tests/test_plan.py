@@ -80,16 +80,22 @@ def test_stage_inputs_name_the_base_the_workflow_builds():
     config = with_defaults({"variants": {"tiny": {}, "hub": {"base": "owner/model"}}})
     plan = Plan(config)
     assert plan.sft_input(job("tiny")) == {
-        "data": f"results/tokenized/{plan.variants['tiny'].tokenization}/data",
-        "base": "results/models/base",
+        "data": f"results/default/tokenized/{plan.variants['tiny'].tokenization}/data",
+        "base": "results/default/models/base",
     }
     assert "base" not in plan.dpo_input(job("hub"))
-    assert plan.infer_input(job("tiny", "fewshot"))["examples"] == "results/splits/train.parquet"
-    assert plan.infer_input(job("hub", "sft"))["adapter"] == "results/models/hub/sft"
+    assert (
+        plan.infer_input(job("tiny", "fewshot"))["examples"]
+        == "results/default/splits/train.parquet"
+    )
+    assert plan.infer_input(job("hub", "sft"))["adapter"] == "results/default/models/hub/sft"
     assert "adapter" not in plan.perplexity_input(job("hub", "base"))
     with pytest.raises(ValueError, match="no adapter"):
         plan.merge_input(job("tiny", "base"))
-    assert plan.checkpoints(job("hub"), ["results/models/hub/dpo"]) == "results/checkpoints/hub/dpo"
+    assert (
+        plan.checkpoints(job("hub"), ["results/default/models/hub/dpo"])
+        == "results/default/checkpoints/hub/dpo"
+    )
 
 
 def test_targets_cover_every_variant_and_stage_once():
@@ -97,9 +103,9 @@ def test_targets_cover_every_variant_and_stage_once():
     plan = Plan(config)
     targets = plan.targets()
     assert len(targets) == len(set(targets))
-    assert "results/models/b/dpo" in targets
-    assert "results/predictions/a/fewshot.parquet" in targets
-    assert "results/eval/decision.md" in targets
+    assert "results/default/models/b/dpo" in targets
+    assert "results/default/predictions/a/fewshot.parquet" in targets
+    assert "results/default/eval/decision.md" in targets
     assert len(plan.tokenizations) == 1  # a and b tokenize alike
 
 

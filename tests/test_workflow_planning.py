@@ -130,6 +130,34 @@ def test_no_rule_sizes_its_jobs_from_the_raw_config():
     assert [f for f in found if "PLAN." not in f or "config[" in f] == []
 
 
+def test_a_config_without_a_name_writes_under_its_files_stem(tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    del config["name"]
+    (workdir / "config" / "my_study.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", configfile="config/my_study.yaml")
+    printed = result.stdout + result.stderr
+    assert "results/my_study/corpus/ingest_report.tsv" in printed
+    assert "logs/my_study/ingest/000.log" in printed
+    assert "benchmarks/my_study/ingest/000.tsv" in printed
+    assert not re.search(r"\bresults/(?!my_study/)\w+/\w", printed.replace("resources/", ""))
+
+
+def test_two_configs_coexist_and_switching_back_plans_nothing(tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config["name"] = "other"
+    config["corpus"]["chunk_chars"] = 800  # another corpus: its own results
+    (workdir / "config" / "other.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "results/test/corpus/ingest_report.tsv")
+    first = (workdir / "results/test/corpus/000.parquet").read_bytes()
+    snakemake(workdir, "results/other/corpus/ingest_report.tsv", configfile="config/other.yaml")
+    assert (workdir / "results/other/corpus/000.parquet").read_bytes() != first
+    assert (workdir / "results/test/corpus/000.parquet").read_bytes() == first
+    back = snakemake(workdir, "-n", "results/test/corpus/ingest_report.tsv")
+    assert "Nothing to be done" in back.stdout + back.stderr
+
+
 def test_hpc_fit_error_stops_the_dag_when_a_variant_cannot_fit_the_gpu(tmp_path):
     small_gpu = {"gpu_memory_gb": 0.001, "fit_error": True}
     variants = {"r8": {"method": "qlora", "lora_r": 8}}

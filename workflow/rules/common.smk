@@ -14,7 +14,7 @@ if problem := installed_mismatch(workflow.basedir):
     raise WorkflowError(problem)
 
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
-from locallm.config import canonical
+from locallm.config import canonical, run_name
 from locallm.config_checks import config_problems
 from locallm.paths import BUILTIN_GGUF, SOTU_JSONL
 from locallm.plan import SPLITS, TRAINED_STAGES, Plan
@@ -22,6 +22,12 @@ from locallm.model.fetching import go_offline
 from locallm.model.preflight import format_preflight, preflight_table
 
 validate(config, "../schemas/config.schema.yaml")
+# Outputs go to results/NAME/ (locallm.paths); NAME defaults to the config file's stem and is
+# written into the resolved config, so that a rerun from results/NAME/report/config.yaml keeps it.
+try:
+    config["name"] = run_name(config, workflow.configfiles)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 # Sorted keys at every level, so that params (compared by repr) change only when values change.
 _sorted_config = canonical(config)
 config.clear()

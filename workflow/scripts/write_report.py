@@ -23,6 +23,8 @@ with log_to(snakemake.log[0]):
         predictions=dict(zip(product(variants, stages), snakemake.input.predictions, strict=True)),
         metrics=snakemake.input.metrics[0] if snakemake.input.metrics else None,
         decision=snakemake.input.decision[0] if snakemake.input.decision else None,
+        results=snakemake.params.results,
+        benchmarks=snakemake.params.benchmarks,
     )
     write_report(
         run,

@@ -1,8 +1,9 @@
 """Every file and folder the workflow writes, named once: the rules and `Plan` both read them here.
 
 `Paths` holds each output as a Snakemake pattern (wildcards in braces) under one results root, its
-logs and its benchmarks; `Plan.paths` is the config's. A new rule adds its outputs here, in the
-pipeline's order, and names them in its rule as `PATHS.<name>`.
+logs and its benchmarks; `Plan.paths` is the config's (`run_paths(config name)`: results/NAME/,
+logs/NAME/, benchmarks/NAME/, so that two configs never write the same file). A new rule adds its
+outputs here, in the pipeline's order, and names them in its rule as `PATHS.<name>`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ BUILTIN_GGUF = "resources/builtin/{builtin}.gguf"
 class Paths:
     """Output patterns, relative to the results root until `Paths.under(root)` prefixes them."""
 
+    # The folders of the outputs, the logs and the benchmarks (set by under()).
+    root: str = "."
+    logs: str = "logs"
+    benchmarks: str = "benchmarks"
     # corpus (ingest, ingest_report)
     corpus: str = "corpus/{shard}.parquet"
     corpus_rejects: str = "corpus/rejects/{shard}.parquet"
@@ -79,15 +84,15 @@ class Paths:
     model_card: str = "report/model_cards/{variant}/{stage}.md"
     archive: str = "archive/locallm-replication.tar.gz"
     archive_with_data: str = "archive/locallm-replication-with-data.tar.gz"
-    # Folders of the logs and benchmarks (see log() and benchmark()).
-    logs: str = "logs"
-    benchmarks: str = "benchmarks"
 
     def under(self, root: str, logs: str = "logs", benchmarks: str = "benchmarks") -> Paths:
         """These patterns with every output under `root`, logs under `logs`, benchmarks under
         `benchmarks`."""
-        rooted = {f.name: f"{root}/{getattr(self, f.name)}" for f in fields(self)}
-        return replace(self, **{**rooted, "logs": logs, "benchmarks": benchmarks})
+        folders = {"root": root, "logs": logs, "benchmarks": benchmarks}
+        rooted = {
+            f.name: f"{root}/{getattr(self, f.name)}" for f in fields(self) if f.name not in folders
+        }
+        return replace(self, **rooted, **folders)
 
     def log(self, job: str) -> str:
         """A rule's log: `log("ingest/{shard}")` -> `logs/ingest/{shard}.log`."""
@@ -98,4 +103,6 @@ class Paths:
         return f"{self.benchmarks}/{job}.tsv"
 
 
-RESULTS = Paths().under("results")
+def run_paths(name: str) -> Paths:
+    """The paths of the run `name` (config `name`): results/NAME/, logs/NAME/, benchmarks/NAME/."""
+    return Paths().under(f"results/{name}", logs=f"logs/{name}", benchmarks=f"benchmarks/{name}")

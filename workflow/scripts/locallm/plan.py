@@ -18,13 +18,18 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from locallm.config import tokenization_id, tokenization_settings, variant_settings
+from locallm.config import (
+    DEFAULT_NAME,
+    tokenization_id,
+    tokenization_settings,
+    variant_settings,
+)
 from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
 from locallm.model.facts import TINY
 from locallm.model.loading import resolve_base_path
 from locallm.model.preflight import job_resources
 from locallm.model.sources import gguf_name, gguf_sources, is_gguf_base
-from locallm.paths import RESULTS, SOTU_JSONL, Paths
+from locallm.paths import SOTU_JSONL, Paths, run_paths
 from locallm.scheduling import job_threads, training_priority
 from locallm.settings import (
     SPLITS,
@@ -84,7 +89,7 @@ class VariantPlan:
     @property
     def base_path(self) -> str:
         """Where the base is loaded from: the bootstrapped folder, a local folder or a Hub id."""
-        return resolve_base_path(asdict(self.dpo), self.paths.bootstrapped_base)
+        return resolve_base_path(asdict(self.dpo), self.base_input.get("base"))
 
     @property
     def base_input(self) -> dict[str, str]:
@@ -102,8 +107,9 @@ class Plan:
 
     def __init__(self, config: dict[str, Any], cores: int | None = None):
         self.config = config
-        # Every output's path (locallm.paths).
-        self.paths = RESULTS
+        # Every output's path (locallm.paths), under results/NAME/ (config `name`, resolved from
+        # the config file's stem by common.smk).
+        self.paths = run_paths(config["name"] or DEFAULT_NAME)
         # Cores given to Snakemake (--cores); None on a cluster.
         self.cores = cores
         self.shards = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
