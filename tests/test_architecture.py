@@ -182,3 +182,20 @@ def test_every_output_path_is_written_once_in_the_path_table():
         and any(f'"{folder}/' in line for folder in ("results", "logs", "benchmarks"))
     ]
     assert literal == []
+
+
+def test_the_architecture_doc_names_every_library_module_in_its_folders_row():
+    """docs/architecture.md's folder table is the table of concerns: every module is in it."""
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in (ROOT / "docs" / "architecture.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    missing = []
+    for name, path in library_modules().items():
+        if path.name == "__init__.py":
+            continue
+        folder = "locallm/" if stage_of(name) is None else f"{stage_of(name)}/"
+        if f"`{path.name}`" not in rows.get(folder, ""):
+            missing.append(f"{folder} {path.name}")
+    assert missing == []

@@ -62,7 +62,6 @@ rule report:
         stages=STAGES,
         trained=list(TRAINED_STAGES),
         lengths=PLAN.variant_lengths,
-        results=PATHS.root,
         benchmarks=PATHS.benchmarks,
     script:
         "../scripts/write_report.py"
