@@ -55,13 +55,13 @@ def test_reforms_lists_all_32_items_each_filled_with_its_source_or_marked(built)
     flow = reforms.split("### 4c.")[1].split("###")[0]
     ingest = pd.read_csv(built / "results/test/corpus/ingest_report.tsv", sep="\t", dtype=str)
     raw = ingest.set_index("shard").loc["all", "raw_records"]
-    assert f"| raw records | {raw} | results/corpus/ingest_report.tsv |" in flow
+    assert f"| raw records | {raw} | results/test/corpus/ingest_report.tsv |" in flow
     test_rows = len(pd.read_parquet(built / "results/test/splits/test.parquet"))
-    assert f"| test documents | {test_rows} | results/splits/test.parquet |" in flow
+    assert f"| test documents | {test_rows} | results/test/splits/test.parquet |" in flow
     assert "| baseline | majority | accuracy |" in reforms
     # 5d quotes the evaluate rule's decision, whose path the report rule passes.
     selection = reforms.split("### 5d.")[1].split("###")[0]
-    assert "> " in selection and "Source: `results/eval/decision.md`." in selection
+    assert "> " in selection and "Source: `results/test/eval/decision.md`." in selection
 
 
 def test_model_cards_replace_peft_template_with_hub_header_and_test_metrics(built):
