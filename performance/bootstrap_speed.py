@@ -1,6 +1,6 @@
 """builtin:tiny's pretraining in float32 and under bfloat16 autocast, side by side in one process.
 
-    python performance/bootstrap_speed.py --train results/splits/train.parquet [--steps 150]
+    python performance/bootstrap_speed.py --train results/demo/splits/train.parquet [--steps 150]
         [--threads 2] [--config config/config.yaml]
 
 The demo config's `model.tiny` shape and steps, on the train split's text, through the workflow's

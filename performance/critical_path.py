@@ -1,8 +1,10 @@
 """A finished run's wall time against its critical path and its serial time, from its own records.
 
-    python performance/critical_path.py RUN_DIR --log RUN_DIR/run.log [RUN_DIR2 --log ...]
+    python performance/critical_path.py RUN_DIR --log RUN_DIR/run.log [RUN_DIR2 --log ...] \
+        [--name demo]
 
-Per-job wall seconds come from Snakemake's `benchmark:` files (RUN_DIR/benchmarks/<rule>/...tsv);
+Per-job wall seconds come from Snakemake's `benchmark:` files (RUN_DIR/benchmarks/NAME/<rule>/
+...tsv, NAME the config's `name`; without --name RUN_DIR/benchmarks/<rule>/...tsv, older runs);
 the rule graph from `snakemake --rulegraph` in RUN_DIR. The critical path is the longest chain of
 rules, each weighted by its slowest job (jobs of one rule can run side by side); the serial time is
 the sum of all jobs, what the run takes when no two jobs overlap. The wall time runs from the first
@@ -37,16 +39,18 @@ JOB_BENCHMARK = re.compile(r"^\s+benchmark: (\S+)$")
 JOB_RULE = re.compile(r"^(?:local)?rule \w+:$")
 
 
-def job_seconds(run_dir: Path) -> pd.DataFrame:
-    """rule, file (relative to the run), wall and CPU seconds of every job with a benchmark file."""
+def job_seconds(run_dir: Path, name: str | None = None) -> pd.DataFrame:
+    """rule, file (relative to the run), wall and CPU seconds of every job with a benchmark file
+    (under benchmarks/NAME/ when the run's config `name` is given)."""
     rows = []
-    for tsv in sorted((run_dir / "benchmarks").rglob("*.tsv")):
+    folder = run_dir / "benchmarks" / name if name else run_dir / "benchmarks"
+    for tsv in sorted(folder.rglob("*.tsv")):
         record = pd.read_csv(tsv, sep="\t").iloc[0]
-        rows.append({"rule": tsv.relative_to(run_dir / "benchmarks").parts[0],
+        rows.append({"rule": tsv.relative_to(folder).parts[0],
                      "file": str(tsv.relative_to(run_dir)), "seconds": float(record["s"]),
                      "cpu_s": float(record["cpu_time"])})  # fmt: skip
     if not rows:
-        raise FileNotFoundError(f"no benchmark files under {run_dir / 'benchmarks'}")
+        raise FileNotFoundError(f"no benchmark files under {folder}")
     return pd.DataFrame(rows)
 
 
@@ -152,14 +156,16 @@ def chain_taken(
     return taken.drop(columns="gap_s")
 
 
-def summary(run_dir: Path, log: Path, rulegraph: str | None = None) -> dict:
+def summary(
+    run_dir: Path, log: Path, rulegraph: str | None = None, name: str | None = None
+) -> dict:
     """Wall, serial and critical-path seconds of one run (rulegraph: dot text, else computed)."""
     if rulegraph is None:
         rulegraph = subprocess.run(
             [sys.executable, "-m", "snakemake", "--rulegraph", "--cores", "1"],
             cwd=run_dir, capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-    jobs = job_seconds(run_dir)
+    jobs = job_seconds(run_dir, name)
     rules, edges = parse_rulegraph(rulegraph)
     slowest = jobs.groupby("rule")["seconds"].max().to_dict()
     path_seconds, path = critical_path(rules, edges, slowest)
@@ -185,10 +191,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (working directories)")
     parser.add_argument("--log", action="append", type=Path, required=True, help="one per run")
+    parser.add_argument("--name", help="the runs' config `name` (benchmarks/NAME/)")
     args = parser.parse_args(argv)
     if len(args.log) != len(args.runs):
         parser.error("give one --log per run folder")
-    rows = [summary(run, log) for run, log in zip(args.runs, args.log, strict=True)]
+    rows = [summary(run, log, name=args.name) for run, log in zip(args.runs, args.log, strict=True)]
     print("| run | jobs | wall s | serial s (sum of jobs) | critical path s | wall / critical path "
           "(bound 1) | s with 2+ jobs running |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")

@@ -1,6 +1,6 @@
 """Throughput (documents/s) of MinHash, LSH dedup and the filter rules on the demo corpus shards.
 
-Usage (from the repository root, after `snakemake --cores 2 results/corpus/ingest_report.tsv`):
+Usage (from the repository root, after `snakemake --cores 2 results/demo/corpus/ingest_report.tsv`):
 
     python performance/data_throughput.py [--config config/config.yaml] [--baseline-docs 2000]
 
@@ -64,7 +64,7 @@ def datasketch_signatures(texts: list[str], settings: dict, batch: bool) -> list
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
-    parser.add_argument("--corpus", default="results/corpus", help="folder of corpus shards")
+    parser.add_argument("--corpus", default="results/demo/corpus", help="folder of corpus shards")
     parser.add_argument("--baseline-docs", type=int, default=2000, help="documents for baselines")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if not shards:
         sys.exit(
             f"no corpus shards in {args.corpus}/; build them first with\n"
-            "    snakemake --cores 2 results/corpus/ingest_report.tsv"
+            "    snakemake --cores 2 results/demo/corpus/ingest_report.tsv"
         )
     config = load_config(args.config)
     docs = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)

@@ -72,6 +72,8 @@ def write_corpus(work: Path, shards: int) -> Path:
         "shards": shards,
     }
     config["variants"] = VARIANTS
+    # Named after the file (config_N): a baseline from before results per config has no `name` key.
+    config.pop("name", None)
     path = work / f"config_{shards}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -92,6 +94,9 @@ def time_dry_run(workflow: Path, config: Path, repeats: int) -> tuple[float, flo
             cwd=workflow,
             capture_output=True,
             text=True,
+            # Each workflow plans with its own library: a baseline commit's locallm differs from
+            # the installed one, which the workflow would refuse (locallm.installed).
+            env={**os.environ, "PYTHONPATH": str(workflow / "workflow" / "scripts")},
         )
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(child_cpu_seconds() - cpu_start)

@@ -1,6 +1,6 @@
 """SFT training throughput with and without packing, on the demo's SFT table and base.
 
-    snakemake --cores 2 results/models/base results/sft_data/train.parquet   # once
+    snakemake --cores 2 results/demo/models/base results/demo/sft_data/train.parquet   # once
     python performance/sft_throughput.py --method full --steps 10
 
 Prints real (non-padding) training tokens per second of wall time and per CPU second; on a shared
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     parser.add_argument("--variant", default="full")
     parser.add_argument("--method", choices=["qlora", "lora", "full"], default=None)
-    parser.add_argument("--base", default="results/models/base")
-    parser.add_argument("--sft", default="results/sft_data/train.parquet")
+    parser.add_argument("--base", default="results/demo/models/base")
+    parser.add_argument("--sft", default="results/demo/sft_data/train.parquet")
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)

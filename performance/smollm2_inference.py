@@ -4,7 +4,7 @@ classify-mode rows/s in float32 and bfloat16 (token-sized and row-sized batches;
 4-bit QLoRA base).
 
     python performance/smollm2_inference.py \
-        --base results/models/converted/smollm2-135m-instruct --threads 2
+        --base results/smollm2/models/converted/smollm2-135m-instruct --threads 2
 
 Prompts: the task of `--config` (default config/smollm2.yaml) over State of the Union passages of
 200-`--max-chars` characters (seeded), rendered with the base's chat template. Generation is greedy;

@@ -2,7 +2,7 @@
 locallm.model.memory.estimate_host_training and its terms.
 
     snakemake --cores 2 --configfile config/smollm2.yaml \
-        results/models/converted/smollm2-135m-instruct   # once
+        results/smollm2/models/converted/smollm2-135m-instruct   # once
     python performance/smollm2_memory.py --shapes 2x128 4x256 --methods qlora lora full
 
 Each row is one child process running the workflow's own SFT job (locallm.train.training.train_sft,
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "smollm2.yaml"))
     parser.add_argument("--variant", default="qlora_r16")
-    parser.add_argument("--base", default="results/models/converted/smollm2-135m-instruct")
+    parser.add_argument("--base", default="results/smollm2/models/converted/smollm2-135m-instruct")
     parser.add_argument("--shapes", nargs="+", default=["2x128", "4x256"], help="BATCHxSEQ")
     parser.add_argument("--methods", nargs="+", choices=["qlora", "lora", "full"],
                         default=["qlora", "lora", "full"])  # fmt: skip

@@ -3,7 +3,8 @@ method, gradient checkpointing, packed against padded batches) and the forward p
 performance/smollm2_memory.py.
 
     snakemake --cores 2 --configfile config/smollm2.yaml \
-        results/models/converted/smollm2-135m-instruct results/sft_data/train.parquet   # once
+        results/smollm2/models/converted/smollm2-135m-instruct \
+        results/smollm2/sft_data/train.parquet   # once
     python performance/smollm2_speed.py --threads 2 --batch 4 --seq 128 --steps 4
 
 Each comparison runs its variants in turn, A B A B ..., `--steps` timed calls each after `--warmup`
@@ -160,7 +161,7 @@ def sft_batches(base: str, settings: dict, sft: str, args) -> dict[str, list[dic
     if not Path(sft).exists():
         raise FileNotFoundError(
             f"--sft {sft}: no SFT table there; build it with snakemake (see this script's "
-            "docstring) or point --sft at a train.parquet of results/sft_data/"
+            "docstring) or point --sft at a train.parquet of results/smollm2/sft_data/"
         )
     tokenizer = load_tokenizer(base, settings)
     examples = tokenize_table(read_table(sft), tokenizer, args.max_length)
@@ -282,8 +283,8 @@ def checkpointing_rows(model, optimizer, ids: torch.Tensor, args) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
-    parser.add_argument("--base", default="results/models/converted/smollm2-135m-instruct")
-    parser.add_argument("--sft", default="results/sft_data/train.parquet")
+    parser.add_argument("--base", default="results/smollm2/models/converted/smollm2-135m-instruct")
+    parser.add_argument("--sft", default="results/smollm2/sft_data/train.parquet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=128)

@@ -270,3 +270,30 @@ def test_smollm2_inference_compares_every_path_with_its_reference_on_a_tiny_base
     printed = capsys.readouterr().out
     assert "generate_texts batched, static cache (bfloat16)" in printed
     assert "Batching's bound (pipeline CPU s / prefill CPU s)" in printed
+
+
+def test_same_results_names_a_changed_table_and_sets_timings_apart(tmp_path, capsys):
+    for run in ("before", "after"):
+        (tmp_path / run / "eval").mkdir(parents=True)
+        (tmp_path / run / "models" / "v" / "sft").mkdir(parents=True)
+        (tmp_path / run / "eval" / "metrics.tsv").write_text("metric\tvalue\nf1\t0.5\n")
+        (tmp_path / run / "models" / "v" / "sft" / "run_info.json").write_text(f'{{"s": "{run}"}}')
+        (tmp_path / run / "logs.txt").write_text(run)  # not a result file
+    same_results = benchmark("same_results")
+    assert same_results.main([str(tmp_path / "before"), str(tmp_path / "after")]) == 0
+    assert "models/v/sft/run_info.json" in capsys.readouterr().out  # listed as volatile
+    (tmp_path / "after" / "eval" / "metrics.tsv").write_text("metric\tvalue\nf1\t0.6\n")
+    assert same_results.main([str(tmp_path / "before"), str(tmp_path / "after")]) == 1
+    assert "differs:     eval/metrics.tsv" in capsys.readouterr().out
+
+
+def test_same_results_counts_a_table_equal_once_the_moved_folder_is_renamed(tmp_path, capsys):
+    for run, root in (("before", "results/"), ("after", "results/test/")):
+        (tmp_path / run).mkdir()
+        frame = pd.DataFrame({"label": ["a", "b"], "model": [f"{root}models/base"] * 2})
+        write_table(frame, tmp_path / run / "predictions.parquet")
+    same_results = benchmark("same_results")
+    args = [str(tmp_path / "before"), str(tmp_path / "after")]
+    assert same_results.main(args) == 1  # the recorded model path moved
+    assert same_results.main([*args, "--renamed", "results/", "results/test/"]) == 0
+    assert same_results.main([*args, "--renamed", "results/", "results/demo/"]) == 1

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from locallm.config import (
     load_config,
+    run_name,
     tokenization_id,
     tokenization_settings,
     variant_settings,
@@ -36,10 +37,26 @@ def test_enum_error_lists_allowed_values():
         with_defaults({"corpus": {"source": "web"}})
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "smollm2.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(ROOT / "config" / name)
     assert config["variants"]
+
+
+def test_shipped_configs_name_their_own_results_folders():
+    names = [load_config(ROOT / "config" / f)["name"] for f in ("config.yaml", "test.yaml")]
+    names.append(load_config(ROOT / "config" / "smollm2.yaml")["name"])
+    assert names == ["demo", "test", "smollm2"]
+
+
+def test_run_name_is_the_configs_or_its_files_stem():
+    assert run_name({"name": "study"}, ["config/other.yaml"]) == "study"
+    assert run_name({"name": None}, ["config/config.yaml", "my_study.v2.yaml"]) == "my_study.v2"
+    assert run_name({"name": None}, []) == "default"
+    with pytest.raises(ValueError, match="my study.*set `name:`"):
+        run_name({"name": None}, ["my study.yaml"])
+    with pytest.raises(Exception, match="name"):
+        with_defaults({"name": "../elsewhere"})  # the schema keeps it one folder
 
 
 def test_variant_overrides_training_defaults_and_inherits_base():

@@ -16,7 +16,6 @@ from locallm.model.loading import load_tokenizer, resolve_base_path
 from locallm.model.preflight import job_resources, preflight_table
 from locallm.model.sources import (
     BUILTIN_WHEELS,
-    converted_dir,
     gguf_name,
     gguf_sources,
     is_gguf_base,
@@ -32,8 +31,12 @@ def test_gguf_bases_are_recognised_and_named_after_their_file():
     assert not is_gguf_base("builtin:tiny") and not is_gguf_base("owner/model")
     assert gguf_name("models/My Model.Q4_K_M.gguf") == "My_Model.Q4_K_M"
     assert gguf_name(SMOLLM2) == "smollm2-135m-instruct"
-    assert resolve_base_path({"base": "/x/m.gguf"}) == "results/models/converted/m"
-    assert resolve_base_path({"base": SMOLLM2}) == converted_dir(SMOLLM2)
+    # Converted by the workflow: the job loads the folder convert_gguf wrote (its `base` input).
+    assert resolve_base_path({"base": "/x/m.gguf"}, "results/demo/models/converted/m") == (
+        "results/demo/models/converted/m"
+    )
+    with pytest.raises(ValueError, match="built by the workflow"):
+        resolve_base_path({"base": SMOLLM2})
 
 
 def test_two_gguf_files_with_one_name_are_refused():

@@ -3,6 +3,7 @@ cached job resources, the fit check, and no heavy import."""
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -70,19 +71,31 @@ def test_inference_and_perplexity_params_leave_out_job_sizing():
     }
 
 
+def job(variant: str, stage: str | None = None) -> SimpleNamespace:
+    """The wildcards Snakemake passes to an input or params function."""
+    return SimpleNamespace(variant=variant, stage=stage)
+
+
 def test_stage_inputs_name_the_base_the_workflow_builds():
     config = with_defaults({"variants": {"tiny": {}, "hub": {"base": "owner/model"}}})
     plan = Plan(config)
-    assert plan.sft_input("tiny") == {
-        "data": f"results/tokenized/{plan.variants['tiny'].tokenization}/data",
-        "base": "results/models/base",
+    assert plan.sft_input(job("tiny")) == {
+        "data": f"results/default/tokenized/{plan.variants['tiny'].tokenization}/data",
+        "base": "results/default/models/base",
     }
-    assert "base" not in plan.dpo_input("hub")
-    assert plan.infer_input("tiny", "fewshot")["examples"] == "results/splits/train.parquet"
-    assert plan.infer_input("hub", "sft")["adapter"] == "results/models/hub/sft"
-    assert "adapter" not in plan.perplexity_input("hub", "base")
+    assert "base" not in plan.dpo_input(job("hub"))
+    assert (
+        plan.infer_input(job("tiny", "fewshot"))["examples"]
+        == "results/default/splits/train.parquet"
+    )
+    assert plan.infer_input(job("hub", "sft"))["adapter"] == "results/default/models/hub/sft"
+    assert "adapter" not in plan.perplexity_input(job("hub", "base"))
     with pytest.raises(ValueError, match="no adapter"):
-        plan.merge_input("tiny", "base")
+        plan.merge_input(job("tiny", "base"))
+    assert (
+        plan.checkpoints(job("hub"), ["results/default/models/hub/dpo"])
+        == "results/default/checkpoints/hub/dpo"
+    )
 
 
 def test_targets_cover_every_variant_and_stage_once():
@@ -90,9 +103,9 @@ def test_targets_cover_every_variant_and_stage_once():
     plan = Plan(config)
     targets = plan.targets()
     assert len(targets) == len(set(targets))
-    assert "results/models/b/dpo" in targets
-    assert "results/predictions/a/fewshot.parquet" in targets
-    assert "results/eval/decision.md" in targets
+    assert "results/default/models/b/dpo" in targets
+    assert "results/default/predictions/a/fewshot.parquet" in targets
+    assert "results/default/eval/decision.md" in targets
     assert len(plan.tokenizations) == 1  # a and b tokenize alike
 
 
@@ -113,6 +126,21 @@ def test_job_resources_are_estimated_once_per_variant_and_stage(monkeypatch):
     assert plan.training_resources("a")["threads"] == 2  # auto: 4 cores shared by 2 variants
 
 
+def test_resources_of_a_rule_come_from_the_plan_alone():
+    plan = Plan(with_defaults({"variants": {"a": {"mem_mb": 3000}, "b": {}}}), cores=4)
+    wildcards = job("a")
+    sft = plan.resources("sft")
+    assert {key: value(wildcards) for key, value in sft.items()} == {
+        key: value for key, value in plan.training_resources("a").items() if key != "threads"
+    }
+    assert plan.threads("sft")(wildcards) == 2  # auto: 4 cores shared by 2 variants
+    assert plan.threads("merge") == 1 and set(plan.resources("merge")) == {"mem_mb"}
+    assert plan.threads("dedup") == 1 and plan.resources("dedup") == {"mem_mb": 4000}
+    assert plan.threads("gather_predictions") == 1 and plan.resources("gather_predictions") == {}
+    # A lone job resolves `auto` to every core, whatever the base.
+    assert plan.threads("convert_gguf") == 4 and plan.threads("bootstrap_base") == 4
+
+
 def test_fit_problems_name_the_variant_whose_estimate_exceeds_the_gpu():
     config = with_defaults(
         {
@@ -131,7 +159,7 @@ def test_planning_imports_no_ml_library():
     code = (
         "import sys; from locallm.plan import Plan; from locallm.config import load_config\n"
         f"Plan(load_config({str(ROOT / 'config' / 'test.yaml')!r})).targets()\n"
-        "heavy = {'torch', 'transformers', 'bitsandbytes', 'peft', 'trl', 'accelerate'}\n"
+        "heavy = {'torch', 'transformers', 'bitsandbytes', 'peft', 'trl', 'accelerate', 'scipy'}\n"
         "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

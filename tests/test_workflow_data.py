@@ -32,22 +32,24 @@ def test_lint_is_clean():
 
 
 def test_data_half_accounts_for_every_record(test_workflow):
-    snakemake(test_workflow, "results/splits/split_report.tsv")
+    snakemake(test_workflow, "results/test/splits/split_report.tsv")
     corpus = pd.concat(
-        pd.read_parquet(p) for p in sorted((test_workflow / "results/corpus").glob("*.parquet"))
+        pd.read_parquet(p)
+        for p in sorted((test_workflow / "results/test/corpus").glob("*.parquet"))
     )
     filtered = pd.concat(
-        pd.read_parquet(p) for p in sorted((test_workflow / "results/filtered").glob("*.parquet"))
+        pd.read_parquet(p)
+        for p in sorted((test_workflow / "results/test/filtered").glob("*.parquet"))
     )
     filter_rejects = pd.concat(
         pd.read_parquet(p)
-        for p in sorted((test_workflow / "results/filtered/rejects").glob("*.parquet"))
+        for p in sorted((test_workflow / "results/test/filtered/rejects").glob("*.parquet"))
     )
     splits = {
-        s: pd.read_parquet(test_workflow / f"results/splits/{s}.parquet")
+        s: pd.read_parquet(test_workflow / f"results/test/splits/{s}.parquet")
         for s in ["train", "validation", "test"]
     }
-    split_rejects = pd.read_parquet(test_workflow / "results/splits/rejects.parquet")
+    split_rejects = pd.read_parquet(test_workflow / "results/test/splits/rejects.parquet")
 
     assert corpus.doc_id.is_unique
     assert set(filtered.doc_id) | set(filter_rejects.doc_id) == set(corpus.doc_id)

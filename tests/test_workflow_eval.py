@@ -103,22 +103,24 @@ def test_evaluate_writes_confusion_counts_and_plots(evaluated):
 def test_infer_and_evaluate_on_the_test_config(test_workflow):
     # An option first: conftest's `--configfile config/test.yaml` would take a bare target as a
     # second config file (argparse nargs="+").
-    snakemake(test_workflow, "--cores", "2", "results/eval/metrics.tsv")
+    snakemake(test_workflow, "--cores", "2", "results/test/eval/metrics.tsv")
     config = yaml.safe_load((test_workflow / "config/test.yaml").read_text())
     variants = list(config.get("variants", {"default": {}}))
     stages = with_defaults(config)["inference"]["stages"]
-    test = pd.read_parquet(test_workflow / "results/splits/test.parquet")
+    test = pd.read_parquet(test_workflow / "results/test/splits/test.parquet")
     labels = config["task"]["labels"]
     for variant in variants:
         for stage in stages:
-            pred = pd.read_parquet(test_workflow / f"results/predictions/{variant}/{stage}.parquet")
+            pred = pd.read_parquet(
+                test_workflow / f"results/test/predictions/{variant}/{stage}.parquet"
+            )
             # Every test row once, in the test split's order, nothing dropped.
             assert sorted(pred["doc_id"]) == sorted(test["doc_id"])
             probs = pred[[f"prob_{label}" for label in labels]].to_numpy()
             assert np.allclose(probs.sum(axis=1), 1.0)
             assert set(pred["parsed_label"]) <= set(labels)
             assert (pred["stage"] == stage).all() and (pred["gen_mode"] == "classify").all()
-    metrics = pd.read_csv(test_workflow / "results/eval/metrics.tsv", sep="\t")
+    metrics = pd.read_csv(test_workflow / "results/test/eval/metrics.tsv", sep="\t")
     assert metrics.columns.tolist() == METRIC_COLUMNS
     accuracy = metrics[metrics["metric"] == "accuracy"].set_index(["variant", "stage"])
     for variant in variants:
@@ -132,11 +134,13 @@ def test_infer_and_evaluate_on_the_test_config(test_workflow):
     assert len(ppl) == len(variants) * len([s for s in stages if s != "fewshot"])
     assert (ppl["value"] > 1).all()
     for name in ("comparison.png", "confusion.png", "calibration.png", "decision.md"):
-        assert (test_workflow / "results/eval" / name).stat().st_size > 0
+        assert (test_workflow / "results/test/eval" / name).stat().st_size > 0
     if "fewshot" in stages:
-        train = set(pd.read_parquet(test_workflow / "results/splits/train.parquet")["doc_id"])
+        train = set(pd.read_parquet(test_workflow / "results/test/splits/train.parquet")["doc_id"])
         for variant in variants:
-            pred = pd.read_parquet(test_workflow / f"results/predictions/{variant}/fewshot.parquet")
+            pred = pd.read_parquet(
+                test_workflow / f"results/test/predictions/{variant}/fewshot.parquet"
+            )
             used = {d for ids in pred["fewshot_doc_ids"] for d in ids}
             assert used and used <= train and not used & set(test["doc_id"])
 

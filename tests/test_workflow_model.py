@@ -7,17 +7,19 @@ from conftest import ROOT, snakemake
 from locallm.config import load_config, tokenization_id
 
 VARIANT = "qlora_r8"
-TOKENIZED = f"results/tokenized/{tokenization_id(load_config(ROOT / 'config/test.yaml'), VARIANT)}"
+TOKENIZED = (
+    f"results/test/tokenized/{tokenization_id(load_config(ROOT / 'config/test.yaml'), VARIANT)}"
+)
 TARGETS = [
     f"{TOKENIZED}/lengths.tsv",
-    f"results/models/{VARIANT}/sft",
-    f"results/models/{VARIANT}/dpo",
+    f"results/test/models/{VARIANT}/sft",
+    f"results/test/models/{VARIANT}/dpo",
 ]
 
 
 def test_model_half_trains_aligns_and_saves_adapters(test_workflow):
     snakemake(test_workflow, *TARGETS)
-    models = test_workflow / "results" / "models"
+    models = test_workflow / "results/test/models"
 
     sft_info = json.loads((models / VARIANT / "sft" / "run_info.json").read_text())
     assert sft_info["linear_4bit_layers"] > 0  # QLoRA really ran in 4-bit
@@ -42,7 +44,7 @@ def test_model_half_trains_aligns_and_saves_adapters(test_workflow):
     assert (report.context_length == 512).all()
 
     # Checkpoints live outside the declared outputs, so a failed job leaves them for the rerun.
-    assert any((test_workflow / "results/checkpoints" / VARIANT / "sft").glob("checkpoint-*"))
+    assert any((test_workflow / "results/test/checkpoints" / VARIANT / "sft").glob("checkpoint-*"))
 
 
 def test_model_half_is_up_to_date_after_a_run(test_workflow):

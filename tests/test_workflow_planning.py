@@ -17,7 +17,7 @@ import sys
 
 class BlockHeavyImports:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers", "bitsandbytes", "peft", "trl"):
+        if name.split(".")[0] in ("torch", "transformers", "bitsandbytes", "peft", "trl", "scipy"):
             raise ImportError(f"{name} imported while Snakemake plans the DAG")
         return None
 
@@ -48,12 +48,12 @@ def planned_jobs(result: subprocess.CompletedProcess, rule: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-def test_the_dag_is_planned_without_torch_transformers_bitsandbytes_peft_or_trl(tmp_path):
+def test_the_dag_is_planned_without_torch_transformers_bitsandbytes_peft_trl_or_scipy(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(BLOCKER)
     env = {"PYTHONPATH": str(blocker)}
-    for heavy in ("torch", "bitsandbytes", "peft", "trl"):
+    for heavy in ("torch", "bitsandbytes", "peft", "trl", "scipy"):
         probe = subprocess.run(
             [sys.executable, "-c", f"import {heavy}"], env=env, capture_output=True, text=True
         )
@@ -107,6 +107,55 @@ def test_auto_threads_share_the_cores_among_variants_so_their_jobs_overlap(tmp_p
     one = {"r8": {"method": "qlora", "lora_r": 8}}
     result = snakemake(workflow_with_variants(tmp_path / "one", one, auto_threads=True), "-n")
     assert planned_threads(result, "sft") == {2}  # a lone variant's job gets every core
+
+
+def test_auto_threads_with_a_gguf_base_plan_the_conversion_with_every_core(tmp_path):
+    """convert_gguf once read training.threads raw: `auto` crashed the dry run."""
+    variants = {"r8": {"method": "qlora", "lora_r": 8, "base": "builtin:smollm2-135m-instruct"}}
+    workdir = workflow_with_variants(tmp_path, variants, auto_threads=True)
+    result = snakemake(workdir, "-n")
+    assert planned_jobs(result, "convert_gguf") == 1
+    assert planned_threads(result, "convert_gguf") == {2}  # alone: both cores
+
+
+def test_no_rule_sizes_its_jobs_from_the_raw_config():
+    """threads: and resources: come from PLAN alone (Plan.threads, Plan.resources)."""
+    sizing = re.compile(r"^    (threads|resources):(.*(?:\n        .*)*)", re.MULTILINE)
+    found = [
+        f"{path.name}: {match.group(0).strip()}"
+        for path in sorted((ROOT / "workflow" / "rules").glob("*.smk"))
+        for match in sizing.finditer(path.read_text())
+    ]
+    assert len(found) > 10  # the pattern sees the rules' sizing
+    assert [f for f in found if "PLAN." not in f or "config[" in f] == []
+
+
+def test_a_config_without_a_name_writes_under_its_files_stem(tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    del config["name"]
+    (workdir / "config" / "my_study.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "-n", configfile="config/my_study.yaml")
+    printed = result.stdout + result.stderr
+    assert "results/my_study/corpus/ingest_report.tsv" in printed
+    assert "logs/my_study/ingest/000.log" in printed
+    assert "benchmarks/my_study/ingest/000.tsv" in printed
+    assert not re.search(r"\bresults/(?!my_study/)\w+/\w", printed.replace("resources/", ""))
+
+
+def test_two_configs_coexist_and_switching_back_plans_nothing(tmp_path):
+    workdir = copy_workflow(tmp_path / "workflow")
+    config = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    config["name"] = "other"
+    config["corpus"]["chunk_chars"] = 800  # another corpus: its own results
+    (workdir / "config" / "other.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "results/test/corpus/ingest_report.tsv")
+    first = (workdir / "results/test/corpus/000.parquet").read_bytes()
+    snakemake(workdir, "results/other/corpus/ingest_report.tsv", configfile="config/other.yaml")
+    assert (workdir / "results/other/corpus/000.parquet").read_bytes() != first
+    assert (workdir / "results/test/corpus/000.parquet").read_bytes() == first
+    back = snakemake(workdir, "-n", "results/test/corpus/ingest_report.tsv")
+    assert "Nothing to be done" in back.stdout + back.stderr
 
 
 def test_hpc_fit_error_stops_the_dag_when_a_variant_cannot_fit_the_gpu(tmp_path):

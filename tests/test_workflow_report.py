@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import snakemake
 
-REPORT = "results/report"
+REPORT = "results/test/report"
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +53,23 @@ def test_reforms_lists_all_32_items_each_filled_with_its_source_or_marked(built)
         assert "Source: `" in block or "**For the author.**" in block, item
     # The run's own numbers, each from its file.
     flow = reforms.split("### 4c.")[1].split("###")[0]
-    ingest = pd.read_csv(built / "results/corpus/ingest_report.tsv", sep="\t", dtype=str)
+    ingest = pd.read_csv(built / "results/test/corpus/ingest_report.tsv", sep="\t", dtype=str)
     raw = ingest.set_index("shard").loc["all", "raw_records"]
-    assert f"| raw records | {raw} | results/corpus/ingest_report.tsv |" in flow
-    test_rows = len(pd.read_parquet(built / "results/splits/test.parquet"))
-    assert f"| test documents | {test_rows} | results/splits/test.parquet |" in flow
+    assert f"| raw records | {raw} | results/test/corpus/ingest_report.tsv |" in flow
+    test_rows = len(pd.read_parquet(built / "results/test/splits/test.parquet"))
+    assert f"| test documents | {test_rows} | results/test/splits/test.parquet |" in flow
     assert "| baseline | majority | accuracy |" in reforms
     # 5d quotes the evaluate rule's decision, whose path the report rule passes.
     selection = reforms.split("### 5d.")[1].split("###")[0]
-    assert "> " in selection and "Source: `results/eval/decision.md`." in selection
+    assert "> " in selection and "Source: `results/test/eval/decision.md`." in selection
 
 
 def test_model_cards_replace_peft_template_with_hub_header_and_test_metrics(built):
     config = yaml.safe_load((built / "config/test.yaml").read_text())
-    metrics = pd.read_csv(built / "results/eval/metrics.tsv", sep="\t")
+    metrics = pd.read_csv(built / "results/test/eval/metrics.tsv", sep="\t")
     for variant in config["variants"]:
         for stage in ("sft", "dpo"):
-            card = (built / f"results/models/{variant}/{stage}/README.md").read_text()
+            card = (built / f"results/test/models/{variant}/{stage}/README.md").read_text()
             assert card == (built / f"{REPORT}/model_cards/{variant}/{stage}.md").read_text()
             assert "[More Information Needed]" not in card
             header = yaml.safe_load(card.split("---\n")[1])
@@ -93,7 +93,7 @@ def test_data_card_environment_and_checksums(built):
     assert set(env["git"]) == {"commit", "dirty", "changed_files"}
     sums = pd.read_csv(built / REPORT / "checksums.tsv", sep="\t")
     assert {"input", "config", "split", "predictions", "metrics"} <= set(sums.role)
-    for path in ("resources/sotu/sotu.jsonl", "results/eval/metrics.tsv"):
+    for path in ("resources/sotu/sotu.jsonl", "results/test/eval/metrics.tsv"):
         digest = hashlib.sha256((built / path).read_bytes()).hexdigest()
         assert sums.set_index("path").loc[path, "sha256"] == digest
 
@@ -139,7 +139,7 @@ def test_one_training_hyperparameter_replans_training_and_what_follows_only(buil
 
 
 def test_archive_unpacked_in_an_empty_folder_reruns_to_identical_metrics(built, tmp_path):
-    archive = "results/archive/locallm-replication.tar.gz"
+    archive = "results/test/archive/locallm-replication.tar.gz"
     snakemake(built, archive)
     with tarfile.open(built / archive) as tar:
         tar.extractall(tmp_path, filter="data")
@@ -154,11 +154,13 @@ def test_archive_unpacked_in_an_empty_folder_reruns_to_identical_metrics(built, 
     assert re.search(r"^snakemake==\S+$", lock, flags=re.MULTILINE)
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2",
-         "--configfile=replication/config.yaml", "results/eval/metrics.tsv"],
+         "--configfile=replication/config.yaml", "results/test/eval/metrics.tsv"],
         cwd=root, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-6000:]
-    original = (built / "results/eval/metrics.tsv").read_bytes()
-    assert (root / "results/eval/metrics.tsv").read_bytes() == original
+    original = (built / "results/test/eval/metrics.tsv").read_bytes()
+    assert (root / "results/test/eval/metrics.tsv").read_bytes() == original
     sums = pd.read_csv(replication / "checksums.tsv", sep="\t").set_index("path")
-    assert sums.loc["results/eval/metrics.tsv", "sha256"] == hashlib.sha256(original).hexdigest()
+    assert (
+        sums.loc["results/test/eval/metrics.tsv", "sha256"] == hashlib.sha256(original).hexdigest()
+    )

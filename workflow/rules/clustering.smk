@@ -5,17 +5,17 @@
 
 rule cluster_fit:
     input:
-        corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
+        corpus=expand(PATHS.corpus, shard=SHARDS),
     output:
-        model="results/clusters/model.pkl",
+        model=PATHS.cluster_model,
     log:
-        "logs/cluster_fit/cluster_fit.log",
+        PATHS.log("cluster_fit/cluster_fit"),
     benchmark:
-        "benchmarks/cluster_fit/cluster_fit.tsv"
+        PATHS.benchmark("cluster_fit/cluster_fit")
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=4000,
+        **PLAN.resources("cluster_fit"),
     params:
         settings=config["cluster"],
         seed=config["seed"],
@@ -25,14 +25,14 @@ rule cluster_fit:
 
 rule cluster_assign:
     input:
-        model="results/clusters/model.pkl",
-        corpus="results/corpus/{shard}.parquet",
+        model=PATHS.cluster_model,
+        corpus=PATHS.corpus,
     output:
-        assignments="results/clusters/assignments/{shard}.parquet",
+        assignments=PATHS.cluster_assignments,
     log:
-        "logs/cluster_assign/{shard}.log",
+        PATHS.log("cluster_assign/{shard}"),
     benchmark:
-        "benchmarks/cluster_assign/{shard}.tsv"
+        PATHS.benchmark("cluster_assign/{shard}")
     conda:
         "../../envs/locallm.yaml"
     script:
@@ -41,38 +41,38 @@ rule cluster_assign:
 
 rule cluster_summary:
     input:
-        model="results/clusters/model.pkl",
-        assignments=expand("results/clusters/assignments/{shard}.parquet", shard=SHARDS),
-        corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
+        model=PATHS.cluster_model,
+        assignments=expand(PATHS.cluster_assignments, shard=SHARDS),
+        corpus=expand(PATHS.corpus, shard=SHARDS),
     output:
         summary=report(
-            "results/clusters/summary.tsv",
+            PATHS.cluster_summary,
             caption="../report/clusters_summary.rst",
             category="Corpus",
             subcategory="Clusters",
         ),
         map=report(
-            "results/clusters/map.png",
+            PATHS.cluster_map,
             caption="../report/clusters_map.rst",
             category="Corpus",
             subcategory="Clusters",
         ),
         shares=report(
-            "results/clusters/shares.tsv",
+            PATHS.cluster_shares,
             caption="../report/clusters_shares.rst",
             category="Corpus",
             subcategory="Clusters",
         ),
         shares_png=report(
-            "results/clusters/shares.png",
+            PATHS.cluster_shares_png,
             caption="../report/clusters_shares.rst",
             category="Corpus",
             subcategory="Clusters",
         ),
     log:
-        "logs/cluster_summary/cluster_summary.log",
+        PATHS.log("cluster_summary/cluster_summary"),
     benchmark:
-        "benchmarks/cluster_summary/cluster_summary.tsv"
+        PATHS.benchmark("cluster_summary/cluster_summary")
     conda:
         "../../envs/locallm.yaml"
     params:

@@ -1,5 +1,6 @@
-# Config validation, wildcard constraints and input functions shared by the rule files. They are thin
-# wrappers over locallm.plan, which works out what the DAG needs once per run (without torch).
+# Config validation, wildcard constraints and the names the rule files share: PLAN (locallm.plan,
+# what the DAG needs, worked out once per run without torch) and PATHS (locallm.paths). Rules call
+# PLAN's methods directly as input, params and resource functions.
 
 import mimetypes
 import sys
@@ -13,14 +14,20 @@ if problem := installed_mismatch(workflow.basedir):
     raise WorkflowError(problem)
 
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
-from locallm.config import canonical
+from locallm.config import canonical, run_name
 from locallm.config_checks import config_problems
-from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
+from locallm.paths import BUILTIN_GGUF, SOTU_JSONL
+from locallm.plan import SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
 from locallm.model.preflight import format_preflight, preflight_table
-from locallm.scheduling import training_priority
 
 validate(config, "../schemas/config.schema.yaml")
+# Outputs go to results/NAME/ (locallm.paths); NAME defaults to the config file's stem and is
+# written into the resolved config, so that a rerun from results/NAME/report/config.yaml keeps it.
+try:
+    config["name"] = run_name(config, workflow.configfiles)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 # Sorted keys at every level, so that params (compared by repr) change only when values change.
 _sorted_config = canonical(config)
 config.clear()
@@ -54,16 +61,14 @@ if workflow.is_main_process:
         format_preflight(preflight_table(config, PLAN.variant_lengths)), file=sys.stderr
     )
 
+# Every output's path (locallm.paths); rules name them as PATHS.<name>.
+PATHS = PLAN.paths
 SHARDS = PLAN.shards
 INFER_SHARDS = PLAN.infer_shards
 VARIANTS = list(PLAN.variants)
 STAGES = PLAN.stages
 TOKENIZATIONS = PLAN.tokenizations
 BUILTIN_NAMES = [builtin_name(base) for base in BUILTIN_WHEELS]
-# `threads: auto`: a job that runs alone (bootstrap_base) gets every core; infer and perplexity jobs
-# share them among the variant x stage pairs.
-LONE_JOB_THREADS = PLAN.threads(config["training"]["threads"], 1)
-INFERENCE_THREADS = PLAN.inference_threads
 # Files of a trained stage's folder shown by `snakemake --report` (patterns need a wildcard).
 STAGE_REPORT_FILES = [
     "{name,loss}.{ext,png}",
@@ -82,114 +87,3 @@ wildcard_constraints:
     variant="|".join(VARIANTS),
     tokenization="|".join(TOKENIZATIONS),
     stage="base|fewshot|sft|dpo",
-
-
-# Corpus and filtering.
-def ingest_files(wildcards):
-    return PLAN.ingest_files(wildcards.shard)
-
-
-def job_priority(wildcards):
-    """Jobs of the longest variant's training chain start first (locallm.scheduling)."""
-    return training_priority(config, dict(wildcards.items()))
-
-
-# Model half (model.smk).
-def variant_plan(wildcards):
-    return PLAN.variants[wildcards.variant]
-
-
-def sft_settings(wildcards):
-    return variant_plan(wildcards).sft.params()
-
-
-def training_settings(wildcards):
-    """SFT's settings and the dpo_ keys (rules dpo, merge, fetch_base)."""
-    return variant_plan(wildcards).dpo.params()
-
-
-def base_path(wildcards):
-    return variant_plan(wildcards).base_path
-
-
-def sft_input(wildcards):
-    return PLAN.sft_input(wildcards.variant)
-
-
-def dpo_input(wildcards):
-    return PLAN.dpo_input(wildcards.variant)
-
-
-def merge_input(wildcards):
-    return PLAN.merge_input(wildcards.variant, wildcards.stage)
-
-
-def checkpoint_folder(wildcards, output):
-    """Checkpoints of a training stage, outside its output so they survive a failed job."""
-    return output[0].replace("results/models/", "results/checkpoints/", 1)
-
-
-def tokenize_input(wildcards):
-    return PLAN.tokenize_input(wildcards.tokenization)
-
-
-def tokenize_settings(wildcards):
-    return PLAN.tokenize_settings(wildcards.tokenization)
-
-
-def tokenize_base_path(wildcards):
-    return PLAN.tokenizing_variant(wildcards.tokenization).base_path
-
-
-def gguf_input(wildcards):
-    return PLAN.gguf_input(wildcards.gguf)
-
-
-def builtin_base(wildcards):
-    """`builtin:NAME` of the fetch_builtin job for resources/builtin/NAME.gguf."""
-    return f"builtin:{wildcards.builtin}"
-
-
-def preference_input(wildcards):
-    return PLAN.preference_input(wildcards.split)
-
-
-def training_threads(wildcards):
-    return PLAN.training_resources(wildcards.variant)["threads"]
-
-
-def training_mem_mb(wildcards):
-    return PLAN.training_resources(wildcards.variant)["mem_mb"]
-
-
-def training_runtime(wildcards):
-    return PLAN.training_resources(wildcards.variant)["runtime"]
-
-
-def training_gpus(wildcards):
-    return PLAN.training_resources(wildcards.variant)["gpu"]
-
-
-def training_gpu_mem_mb(wildcards):
-    return PLAN.training_resources(wildcards.variant)["gpu_mem_mb"]
-
-
-# Inference and evaluation (inference.smk, evaluation.smk).
-def loading_settings(wildcards):
-    return variant_plan(wildcards).loading.params()
-
-
-def infer_input(wildcards):
-    return PLAN.infer_input(wildcards.variant, wildcards.stage)
-
-
-def perplexity_input(wildcards):
-    return PLAN.perplexity_input(wildcards.variant, wildcards.stage)
-
-
-def inference_gpus(wildcards):
-    return PLAN.gpu_resources(wildcards.variant, "infer")["gpu"]
-
-
-def inference_gpu_mem_mb(wildcards):
-    return PLAN.gpu_resources(wildcards.variant, "infer").get("gpu_mem_mb", 0)

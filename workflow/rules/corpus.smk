@@ -6,9 +6,9 @@ rule export_sotu:
     output:
         SOTU_JSONL,
     log:
-        "logs/export_sotu/export_sotu.log",
+        PATHS.log("export_sotu/export_sotu"),
     benchmark:
-        "benchmarks/export_sotu/export_sotu.tsv"
+        PATHS.benchmark("export_sotu/export_sotu")
     localrule: True
     conda:
         "../../envs/locallm.yaml"
@@ -18,18 +18,18 @@ rule export_sotu:
 
 rule ingest:
     input:
-        files=ingest_files,
+        files=PLAN.ingest_files,
     output:
-        kept="results/corpus/{shard}.parquet",
-        rejects="results/corpus/rejects/{shard}.parquet",
-        counts="results/corpus/counts/{shard}.json",
+        kept=PATHS.corpus,
+        rejects=PATHS.corpus_rejects,
+        counts=PATHS.corpus_counts,
     log:
-        "logs/ingest/{shard}.log",
+        PATHS.log("ingest/{shard}"),
     benchmark:
-        "benchmarks/ingest/{shard}.tsv"
+        PATHS.benchmark("ingest/{shard}")
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("ingest")
     params:
         settings=config["corpus"],
         whole_files=PLAN.files_sharded_whole,
@@ -39,20 +39,20 @@ rule ingest:
 
 rule ingest_report:
     input:
-        kept=expand("results/corpus/{shard}.parquet", shard=SHARDS),
-        rejects=expand("results/corpus/rejects/{shard}.parquet", shard=SHARDS),
-        counts=expand("results/corpus/counts/{shard}.json", shard=SHARDS),
+        kept=expand(PATHS.corpus, shard=SHARDS),
+        rejects=expand(PATHS.corpus_rejects, shard=SHARDS),
+        counts=expand(PATHS.corpus_counts, shard=SHARDS),
     output:
         report(
-            "results/corpus/ingest_report.tsv",
+            PATHS.ingest_report,
             caption="../report/ingest_report.rst",
             category="Corpus",
             subcategory="Ingest",
         ),
     log:
-        "logs/ingest_report/ingest_report.log",
+        PATHS.log("ingest_report/ingest_report"),
     benchmark:
-        "benchmarks/ingest_report/ingest_report.tsv"
+        PATHS.benchmark("ingest_report/ingest_report")
     localrule: True
     conda:
         "../../envs/locallm.yaml"

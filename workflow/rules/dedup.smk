@@ -4,16 +4,16 @@
 
 rule minhash:
     input:
-        corpus="results/corpus/{shard}.parquet",
+        corpus=PATHS.corpus,
     output:
-        signatures="results/dedup/signatures/{shard}.parquet",
+        signatures=PATHS.signatures,
     log:
-        "logs/minhash/{shard}.log",
+        PATHS.log("minhash/{shard}"),
     benchmark:
-        "benchmarks/minhash/{shard}.tsv"
+        PATHS.benchmark("minhash/{shard}")
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("minhash")
     params:
         settings=config["dedup"],
     script:
@@ -22,18 +22,18 @@ rule minhash:
 
 rule dedup:
     input:
-        signatures=expand("results/dedup/signatures/{shard}.parquet", shard=SHARDS),
+        signatures=expand(PATHS.signatures, shard=SHARDS),
     output:
-        duplicates="results/dedup/duplicates.parquet",
+        duplicates=PATHS.duplicates,
     log:
-        "logs/dedup/dedup.log",
+        PATHS.log("dedup/dedup"),
     benchmark:
-        "benchmarks/dedup/dedup.tsv"
+        PATHS.benchmark("dedup/dedup")
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("dedup")
     resources:
-        mem_mb=4000,
+        **PLAN.resources("dedup"),
     params:
         settings=config["dedup"],
     script:

@@ -5,24 +5,21 @@
 
 rule perplexity:
     input:
-        unpack(perplexity_input),
+        unpack(PLAN.perplexity_input),
     output:
-        "results/eval/perplexity/{variant}/{stage}.parquet",
+        PATHS.perplexity,
     log:
-        "logs/perplexity/{variant}/{stage}.log",
+        PATHS.log("perplexity/{variant}/{stage}"),
     benchmark:
-        "benchmarks/perplexity/{variant}/{stage}.tsv"
+        PATHS.benchmark("perplexity/{variant}/{stage}")
     conda:
         "../../envs/locallm.yaml"
-    threads: INFERENCE_THREADS
+    threads: PLAN.threads("perplexity")
     resources:
-        mem_mb=config["inference"]["mem_mb"],
-        runtime=config["inference"]["runtime"],
-        gpu=inference_gpus,
-        gpu_mem_mb=inference_gpu_mem_mb,
+        **PLAN.resources("perplexity"),
     params:
         settings=PLAN.perplexity_settings.params(),
-        model=loading_settings,
+        model=PLAN.loading_params,
         seed=config["seed"],
     script:
         "../scripts/perplexity.py"
@@ -32,58 +29,58 @@ rule evaluate:
     input:
         predictions=PLAN.predictions,
         perplexities=PLAN.perplexity_tables,
-        train="results/splits/train.parquet",
+        train=PATHS.split.format(split="train"),
     output:
         metrics=report(
-            "results/eval/metrics.tsv",
+            PATHS.metrics,
             caption="../report/metrics.rst",
             category="Evaluation",
             subcategory="Tables",
         ),
         confusion=report(
-            "results/eval/confusion.tsv",
+            PATHS.confusion,
             caption="../report/confusion_tsv.rst",
             category="Evaluation",
             subcategory="Tables",
         ),
         reliability=report(
-            "results/eval/reliability.tsv",
+            PATHS.reliability,
             caption="../report/reliability.rst",
             category="Evaluation",
             subcategory="Tables",
         ),
         comparison=report(
-            "results/eval/comparison.png",
+            PATHS.comparison,
             caption="../report/comparison.rst",
             category="Evaluation",
             subcategory="Plots",
         ),
         confusion_png=report(
-            "results/eval/confusion.png",
+            PATHS.confusion_png,
             caption="../report/confusion.rst",
             category="Evaluation",
             subcategory="Plots",
         ),
         calibration=report(
-            "results/eval/calibration.png",
+            PATHS.calibration,
             caption="../report/calibration.rst",
             category="Evaluation",
             subcategory="Plots",
         ),
         decision=report(
-            "results/eval/decision.md",
+            PATHS.decision,
             caption="../report/decision.rst",
             category="Evaluation",
             subcategory="Tables",
         ),
     log:
-        "logs/evaluate/evaluate.log",
+        PATHS.log("evaluate/evaluate"),
     benchmark:
-        "benchmarks/evaluate/evaluate.tsv"
+        PATHS.benchmark("evaluate/evaluate")
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=2000,
+        **PLAN.resources("evaluate"),
     params:
         settings=config["evaluation"],
         task=config["task"],

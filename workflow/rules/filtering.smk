@@ -5,20 +5,20 @@
 
 rule filter:
     input:
-        corpus="results/corpus/{shard}.parquet",
-        duplicates="results/dedup/duplicates.parquet",
-        clusters="results/clusters/assignments/{shard}.parquet",
+        corpus=PATHS.corpus,
+        duplicates=PATHS.duplicates,
+        clusters=PATHS.cluster_assignments,
         all_clusters=PLAN.cap_assignments(),
     output:
-        kept="results/filtered/{shard}.parquet",
-        rejects="results/filtered/rejects/{shard}.parquet",
+        kept=PATHS.filtered,
+        rejects=PATHS.filter_rejects,
     log:
-        "logs/filter/{shard}.log",
+        PATHS.log("filter/{shard}"),
     benchmark:
-        "benchmarks/filter/{shard}.tsv"
+        PATHS.benchmark("filter/{shard}")
     conda:
         "../../envs/locallm.yaml"
-    threads: 1
+    threads: PLAN.threads("filter")
     params:
         settings=config["filter"],
         seed=config["seed"],
@@ -28,20 +28,20 @@ rule filter:
 
 rule filter_report:
     input:
-        corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
-        kept=expand("results/filtered/{shard}.parquet", shard=SHARDS),
-        rejects=expand("results/filtered/rejects/{shard}.parquet", shard=SHARDS),
+        corpus=expand(PATHS.corpus, shard=SHARDS),
+        kept=expand(PATHS.filtered, shard=SHARDS),
+        rejects=expand(PATHS.filter_rejects, shard=SHARDS),
     output:
         report(
-            "results/filtered/filter_report.tsv",
+            PATHS.filter_report,
             caption="../report/filter_report.rst",
             category="Corpus",
             subcategory="Filter",
         ),
     log:
-        "logs/filter_report/filter_report.log",
+        PATHS.log("filter_report/filter_report"),
     benchmark:
-        "benchmarks/filter_report/filter_report.tsv"
+        PATHS.benchmark("filter_report/filter_report")
     localrule: True
     conda:
         "../../envs/locallm.yaml"

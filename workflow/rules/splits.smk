@@ -4,27 +4,27 @@
 
 rule split:
     input:
-        filtered=expand("results/filtered/{shard}.parquet", shard=SHARDS),
-        duplicates="results/dedup/duplicates.parquet",
+        filtered=expand(PATHS.filtered, shard=SHARDS),
+        duplicates=PATHS.duplicates,
     output:
-        train="results/splits/train.parquet",
-        validation="results/splits/validation.parquet",
-        test="results/splits/test.parquet",
-        rejects="results/splits/rejects.parquet",
+        train=PATHS.split.format(split="train"),
+        validation=PATHS.split.format(split="validation"),
+        test=PATHS.split.format(split="test"),
+        rejects=PATHS.split_rejects,
         report=report(
-            "results/splits/split_report.tsv",
+            PATHS.split_report,
             caption="../report/split_report.rst",
             category="Corpus",
             subcategory="Splits",
         ),
     log:
-        "logs/split/split.log",
+        PATHS.log("split/split"),
     benchmark:
-        "benchmarks/split/split.tsv"
+        PATHS.benchmark("split/split")
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=4000,
+        **PLAN.resources("split"),
     params:
         settings=config["split"],
         # Only the task keys the split reads: editing a prompt must not re-split (and re-train).

@@ -23,6 +23,9 @@ with log_to(snakemake.log[0]):
         predictions=dict(zip(product(variants, stages), snakemake.input.predictions, strict=True)),
         metrics=snakemake.input.metrics[0] if snakemake.input.metrics else None,
         decision=snakemake.input.decision[0] if snakemake.input.decision else None,
+        # The run's results folder: REFORMS.md is in its report/ folder.
+        results=str(Path(snakemake.output.reforms).parents[1]),
+        benchmarks=snakemake.params.benchmarks,
     )
     write_report(
         run,

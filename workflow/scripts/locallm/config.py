@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,28 @@ def with_defaults(config: dict[str, Any] | None = None) -> dict[str, Any]:
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and fill in defaults."""
     return with_defaults(yaml.safe_load(Path(path).read_text()) or {})
+
+
+DEFAULT_NAME = "default"
+
+
+# The schema's pattern of `name`: a folder name that needs no quoting anywhere.
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def run_name(config: dict[str, Any], config_files: list[str | Path]) -> str:
+    """config `name`, or the stem of the last config file given (`default` without one)."""
+    if config.get("name"):
+        return config["name"]
+    if not config_files:
+        return DEFAULT_NAME
+    stem = Path(config_files[-1]).stem
+    if not RUN_NAME.fullmatch(stem):
+        raise ValueError(
+            f"config file {config_files[-1]}: its name {stem!r} cannot name the results folder "
+            "(letters, digits, _ . - only); set `name:` in the config"
+        )
+    return stem
 
 
 def canonical(value: Any) -> Any:

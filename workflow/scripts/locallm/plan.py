@@ -2,8 +2,9 @@
 
 `Plan(config, cores)` holds the shards and their raw files, each variant's settings as one typed
 dataclass per stage (locallm.settings; `params()` gives the dict a rule passes), every stage's
-inputs and targets, and each variant's job resources (estimated once, then cached). `common.smk`
-builds one Plan and wraps it in Snakemake input functions; the rule files hold only rules.
+inputs and targets, every output's path (`paths`, locallm.paths), and each rule's threads and
+resources (estimated once, then cached). `common.smk` builds one Plan, PLAN; rules call its methods
+that take `wildcards` directly as input, params and resource functions (one hop from rule to plan).
 
 Only torch-free modules are imported here: the Snakemake controller (a login node, a dry-run) needs
 neither torch, transformers nor bitsandbytes.
@@ -12,16 +13,24 @@ neither torch, transformers nor bitsandbytes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
-from locallm.config import tokenization_id, tokenization_settings, variant_settings
+from locallm.config import (
+    DEFAULT_NAME,
+    tokenization_id,
+    tokenization_settings,
+    variant_settings,
+)
 from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
 from locallm.model.facts import TINY
 from locallm.model.loading import resolve_base_path
 from locallm.model.preflight import job_resources
-from locallm.model.sources import converted_dir, gguf_sources, is_gguf_base
-from locallm.scheduling import job_threads
+from locallm.model.sources import gguf_name, gguf_sources, is_gguf_base
+from locallm.paths import SOTU_JSONL, Paths, run_paths
+from locallm.scheduling import job_threads, training_priority
 from locallm.settings import (
     SPLITS,
     DPOSettings,
@@ -31,13 +40,31 @@ from locallm.settings import (
     SFTSettings,
 )
 
-SOTU_JSONL = "resources/sotu/sotu.jsonl"
-BOOTSTRAPPED_BASE = "results/models/base"
 # Job sizing keys of `training` and `inference`: not in params, so changing them re-runs nothing.
 JOB_KEYS = ("threads", "mem_mb", "runtime")
 # Stages that training writes, and so the stages that load an adapter (base and fewshot ask the
 # base model itself).
 TRAINED_STAGES = ("sft", "dpo")
+# Jobs whose size does not follow the config: single-threaded shard jobs, and the corpus-wide
+# jobs that hold every shard's table in memory.
+FIXED_RESOURCES: dict[str, dict[str, int]] = {
+    "ingest": {"threads": 1},
+    "minhash": {"threads": 1},
+    "dedup": {"threads": 1, "mem_mb": 4000},
+    "cluster_fit": {"mem_mb": 4000},
+    "filter": {"threads": 1},
+    "split": {"mem_mb": 4000},
+    "evaluate": {"mem_mb": 2000},
+}
+# Per-variant jobs: what Plan.variant_job gives each (merge keeps Snakemake's one thread).
+TRAINING_JOB = ("threads", "mem_mb", "runtime", "gpu", "gpu_mem_mb")
+VARIANT_RULES = {
+    "sft": TRAINING_JOB,
+    "dpo": TRAINING_JOB,
+    "merge": ("mem_mb",),
+    "infer": TRAINING_JOB,
+    "perplexity": TRAINING_JOB,
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,7 @@ class VariantPlan:
     tokenization: str  # folder under results/tokenized/, shared by variants that tokenize alike
     threads: int | str  # training.threads as configured (`auto` resolved by Plan)
     runtime: int
+    paths: Paths
 
     @property
     def sft(self) -> SFTSettings:
@@ -61,16 +89,16 @@ class VariantPlan:
     @property
     def base_path(self) -> str:
         """Where the base is loaded from: the bootstrapped folder, a local folder or a Hub id."""
-        return resolve_base_path(asdict(self.dpo), BOOTSTRAPPED_BASE)
+        return resolve_base_path(asdict(self.dpo), self.base_input.get("base"))
 
     @property
     def base_input(self) -> dict[str, str]:
         """The base the workflow builds, as an input: bootstrapped (builtin:tiny) or converted
         (GGUF); nothing for a local folder or a Hub id."""
         if self.dpo.base == TINY:
-            return {"base": BOOTSTRAPPED_BASE}
+            return {"base": self.paths.bootstrapped_base}
         if is_gguf_base(self.dpo.base):
-            return {"base": converted_dir(self.dpo.base)}
+            return {"base": self.paths.converted.format(gguf=gguf_name(self.dpo.base))}
         return {}
 
 
@@ -79,6 +107,9 @@ class Plan:
 
     def __init__(self, config: dict[str, Any], cores: int | None = None):
         self.config = config
+        # Every output's path (locallm.paths), under results/NAME/ (config `name`, resolved from
+        # the config file's stem by common.smk).
+        self.paths = run_paths(config["name"] or DEFAULT_NAME)
         # Cores given to Snakemake (--cores); None on a cluster.
         self.cores = cores
         self.shards = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
@@ -105,6 +136,7 @@ class Plan:
             tokenization=tokenization_id(self.config, name),
             threads=settings["threads"],
             runtime=settings["runtime"],
+            paths=self.paths,
         )
 
     # --- corpus -------------------------------------------------------------------------------
@@ -126,9 +158,9 @@ class Plan:
         """True when each ingest shard reads whole files (at least as many files as shards)."""
         return shards_by_file(len(self.corpus_files), self.config["corpus"]["shards"])
 
-    def ingest_files(self, shard: str) -> list[str]:
+    def ingest_files(self, wildcards: Any) -> list[str]:
         """The raw files one ingest job reads: its own, or all of them when records are strided."""
-        return list(self.files_of_shards[int(shard)])
+        return list(self.files_of_shards[int(wildcards.shard)])
 
     def cap_assignments(self) -> list[str]:
         """Every shard's cluster assignments when a per-cluster or per-group cap is set (caps
@@ -136,18 +168,70 @@ class Plan:
         caps = self.config["filter"]
         if caps["cluster_cap"] is None and caps["group_cap"] is None:
             return []
-        return [f"results/clusters/assignments/{shard}.parquet" for shard in self.shards]
+        return [self.paths.cluster_assignments.format(shard=shard) for shard in self.shards]
 
     # --- threads and resources ----------------------------------------------------------------
+    # The one route from the config to a rule's `threads:` and `resources:` (docs/architecture.md,
+    # "a rule's resources"): rules call `PLAN.threads(rule)` and `**PLAN.resources(rule)`.
 
-    def threads(self, setting: int | str, jobs_at_once: int) -> int:
+    def threads(self, rule: str) -> int | Callable[[Any], int]:
+        """`threads:` of `rule`: a number, or for a per-variant rule a function of the wildcards."""
+        if "threads" in VARIANT_RULES.get(rule, ()):
+            return functools.partial(self._variant_job_value, rule, "threads")
+        return self._job(rule).get("threads", 1)
+
+    def resources(self, rule: str) -> dict[str, int | Callable[[Any], int]]:
+        """`resources:` of `rule` (threads apart): numbers, or for a per-variant rule functions
+        of the wildcards (Snakemake calls them with the job's wildcards)."""
+        if rule in VARIANT_RULES:
+            return {
+                key: functools.partial(self._variant_job_value, rule, key)
+                for key in VARIANT_RULES[rule]
+                if key != "threads"
+            }
+        return {key: value for key, value in self._job(rule).items() if key != "threads"}
+
+    def _job(self, rule: str) -> dict[str, int]:
+        """Threads and resources of a rule whose jobs do not depend on a variant."""
+        if rule in FIXED_RESOURCES:
+            return FIXED_RESOURCES[rule]
+        if rule in ("bootstrap_base", "convert_gguf"):
+            # Each runs alone before training (one base; one conversion per GGUF file).
+            training = self.config["training"]
+            return {
+                "threads": self._share_cores(training["threads"], 1),
+                "mem_mb": training["mem_mb"],
+                "runtime": training["runtime"],
+            }
+        return {}
+
+    def _variant_job_value(self, rule: str, key: str, wildcards: Any) -> int:
+        return self.variant_job(rule, wildcards.variant)[key]
+
+    def variant_job(self, rule: str, variant: str) -> dict[str, int]:
+        """Threads and resources of a per-variant job (keys: VARIANT_RULES[rule])."""
+        if rule in ("sft", "dpo", "merge"):
+            job = self.training_resources(variant)
+        else:  # infer, perplexity
+            inference = self.config["inference"]
+            gpu = self.gpu_resources(variant, "infer")
+            job = {
+                "threads": self.inference_threads,
+                "mem_mb": inference["mem_mb"],
+                "runtime": inference["runtime"],
+                "gpu": gpu["gpu"],
+                "gpu_mem_mb": gpu.get("gpu_mem_mb", 0),
+            }
+        return {key: job[key] for key in VARIANT_RULES[rule]}
+
+    def _share_cores(self, setting: int | str, jobs_at_once: int) -> int:
         """Threads of a job (`auto` shares --cores among `jobs_at_once`: locallm.scheduling)."""
         return job_threads(setting, self.cores, jobs_at_once)
 
     @property
     def inference_threads(self) -> int:
         """Threads of an infer or perplexity job: `auto` shares the cores by variant x stage."""
-        return self.threads(
+        return self._share_cores(
             self.config["inference"]["threads"], len(self.variants) * len(self.stages)
         )
 
@@ -164,7 +248,7 @@ class Plan:
         plan = self.variants[variant]
         return {
             # With threads: auto, every variant's job can run beside the others.
-            "threads": self.threads(plan.threads, len(self.variants)),
+            "threads": self._share_cores(plan.threads, len(self.variants)),
             "runtime": plan.runtime,
             "gpu_mem_mb": 0,
             **self.gpu_resources(variant, "train"),
@@ -192,51 +276,86 @@ class Plan:
 
     # --- stage inputs -------------------------------------------------------------------------
 
-    def tokenized_dir(self, variant: str) -> str:
-        """The folder of the variant's tokenized data (shared with variants that tokenize alike)."""
-        return f"results/tokenized/{self.variants[variant].tokenization}"
+    # Rules call the methods that take `wildcards` (Snakemake input and params functions).
 
-    def tokenize_settings(self, tokenization: str) -> dict[str, Any]:
+    def variant(self, wildcards: Any) -> VariantPlan:
+        return self.variants[wildcards.variant]
+
+    def priority(self, wildcards: Any) -> int:
+        """Jobs of the longest variant's training chain start first (locallm.scheduling)."""
+        return training_priority(self.config, dict(wildcards.items()))
+
+    def sft_params(self, wildcards: Any) -> dict[str, Any]:
+        return self.variant(wildcards).sft.params()
+
+    def training_params(self, wildcards: Any) -> dict[str, Any]:
+        """SFT's settings and the dpo_ keys (rules dpo, merge, fetch_base)."""
+        return self.variant(wildcards).dpo.params()
+
+    def loading_params(self, wildcards: Any) -> dict[str, Any]:
+        return self.variant(wildcards).loading.params()
+
+    def base_path(self, wildcards: Any) -> str:
+        return self.variant(wildcards).base_path
+
+    def checkpoints(self, wildcards: Any, output: Any) -> str:
+        """Checkpoints of a training stage, outside its output so they survive a failed job."""
+        stage = PurePosixPath(output[0]).name
+        return self.paths.checkpoints.format(variant=wildcards.variant, stage=stage)
+
+    def tokenize_params(self, wildcards: Any) -> dict[str, Any]:
         """What tokenized data depends on: tokenizer identity, chat template, length, packing."""
-        return tokenization_settings(self.config, self.tokenizations[tokenization])
+        return tokenization_settings(self.config, self.tokenizations[wildcards.tokenization])
 
     def tokenizing_variant(self, tokenization: str) -> VariantPlan:
         return self.variants[self.tokenizations[tokenization]]
 
-    def tokenize_input(self, tokenization: str) -> dict[str, str]:
+    def tokenize_base_path(self, wildcards: Any) -> str:
+        return self.tokenizing_variant(wildcards.tokenization).base_path
+
+    def tokenize_input(self, wildcards: Any) -> dict[str, str]:
         return {
-            "train": "results/sft_data/train.parquet",
-            "validation": "results/sft_data/validation.parquet",
-            **self.tokenizing_variant(tokenization).base_input,
+            "train": self.paths.sft_data.format(split="train"),
+            "validation": self.paths.sft_data.format(split="validation"),
+            **self.tokenizing_variant(wildcards.tokenization).base_input,
         }
 
-    def sft_input(self, variant: str) -> dict[str, str]:
-        return {"data": f"{self.tokenized_dir(variant)}/data", **self.variants[variant].base_input}
+    def sft_input(self, wildcards: Any) -> dict[str, str]:
+        variant = self.variant(wildcards)
+        data = self.paths.tokenized_data.format(tokenization=variant.tokenization)
+        return {"data": data, **variant.base_input}
 
-    def dpo_input(self, variant: str) -> dict[str, str]:
+    def dpo_input(self, wildcards: Any) -> dict[str, str]:
         return {
-            "sft": f"results/models/{variant}/sft",
-            "preferences": "results/preferences/train.parquet",
-            **self.variants[variant].base_input,
+            "sft": self.paths.sft_model.format(variant=wildcards.variant),
+            "preferences": self.paths.preferences.format(split="train"),
+            **self.variant(wildcards).base_input,
         }
 
-    def merge_input(self, variant: str, stage: str) -> dict[str, str]:
-        if stage not in TRAINED_STAGES:
-            raise ValueError(f"merge: the {stage} stage has no adapter; ask for .../sft or .../dpo")
-        return {"stage": f"results/models/{variant}/{stage}", **self.variants[variant].base_input}
-
-    def gguf_input(self, gguf: str) -> str:
-        """The GGUF file convert_gguf converts into results/models/converted/{gguf}."""
-        if gguf not in self.gguf_sources:
+    def merge_input(self, wildcards: Any) -> dict[str, str]:
+        if wildcards.stage not in TRAINED_STAGES:
             raise ValueError(
-                f"results/models/converted/{gguf}: no variant's base is a GGUF of that name "
-                f"(GGUF bases: {', '.join(self.gguf_sources) or 'none'})"
+                f"merge: the {wildcards.stage} stage has no adapter; ask for .../sft or .../dpo"
             )
-        return self.gguf_sources[gguf]
+        stage = self.paths.stage_model.format(variant=wildcards.variant, stage=wildcards.stage)
+        return {"stage": stage, **self.variant(wildcards).base_input}
 
-    def preference_input(self, split: str) -> dict[str, str]:
+    def gguf_input(self, wildcards: Any) -> str:
+        """The GGUF file convert_gguf converts into the converted folder of that name."""
+        if wildcards.gguf not in self.gguf_sources:
+            raise ValueError(
+                f"{self.paths.converted.format(gguf=wildcards.gguf)}: no variant's base is a "
+                f"GGUF of that name (GGUF bases: {', '.join(self.gguf_sources) or 'none'})"
+            )
+        return self.gguf_sources[wildcards.gguf]
+
+    def builtin_base(self, wildcards: Any) -> str:
+        """`builtin:NAME` of the fetch_builtin job for the built-in GGUF file NAME."""
+        return f"builtin:{wildcards.builtin}"
+
+    def preference_input(self, wildcards: Any) -> dict[str, str]:
         """The split table, and the user's preference file (task.preferences.source `file`)."""
-        inputs = {"split": f"results/splits/{split}.parquet"}
+        inputs = {"split": self.paths.split.format(split=wildcards.split)}
         preferences = self.config["task"]["preferences"]
         if preferences["source"] == "file":
             inputs["file"] = preferences["path"]
@@ -246,25 +365,31 @@ class Plan:
     def inference_table(self) -> str:
         """The table to run inference on: the test split, or the user's table (inference.input)."""
         if self.config["inference"]["input"] == "test":
-            return "results/splits/test.parquet"
+            return self.paths.split.format(split="test")
         return self.config["inference"]["input"]
 
     def stage_model(self, variant: str, stage: str) -> dict[str, str]:
         """Folders a stage is loaded from: the base the workflow builds and the stage's own."""
         folders = dict(self.variants[variant].base_input)
         if stage in TRAINED_STAGES:
-            folders["adapter"] = f"results/models/{variant}/{stage}"
+            folders["adapter"] = self.paths.stage_model.format(variant=variant, stage=stage)
         return folders
 
-    def infer_input(self, variant: str, stage: str) -> dict[str, str]:
+    def infer_input(self, wildcards: Any) -> dict[str, str]:
         """The table, the model folders, and for the fewshot stage the train split (examples)."""
-        files = {"table": self.inference_table, **self.stage_model(variant, stage)}
-        if stage == "fewshot":
-            files["examples"] = "results/splits/train.parquet"
+        files = {
+            "table": self.inference_table,
+            **self.stage_model(wildcards.variant, wildcards.stage),
+        }
+        if wildcards.stage == "fewshot":
+            files["examples"] = self.paths.split.format(split="train")
         return files
 
-    def perplexity_input(self, variant: str, stage: str) -> dict[str, str]:
-        return {"table": "results/splits/validation.parquet", **self.stage_model(variant, stage)}
+    def perplexity_input(self, wildcards: Any) -> dict[str, str]:
+        return {
+            "table": self.paths.split.format(split="validation"),
+            **self.stage_model(wildcards.variant, wildcards.stage),
+        }
 
     @property
     def inference_settings(self) -> InferenceSettings:
@@ -295,7 +420,7 @@ class Plan:
 
     @property
     def predictions(self) -> list[str]:
-        return self._each("results/predictions/{variant}/{stage}.parquet", self.stages)
+        return self._each(self.paths.predictions, self.stages)
 
     @property
     def perplexity_tables(self) -> list[str]:
@@ -303,44 +428,42 @@ class Plan:
             return []
         # The fewshot stage's model is the base model: its perplexity is the base stage's.
         stages = [stage for stage in self.stages if stage != "fewshot"]
-        return self._each("results/eval/perplexity/{variant}/{stage}.parquet", stages)
+        return self._each(self.paths.perplexity, stages)
 
     @property
     def trained_models(self) -> list[str]:
-        return self._each("results/models/{variant}/{stage}", TRAINED_STAGES)
+        return self._each(self.paths.stage_model, TRAINED_STAGES)
 
     @property
     def model_cards(self) -> list[str]:
-        return self._each("results/report/model_cards/{variant}/{stage}.md", TRAINED_STAGES)
+        return self._each(self.paths.model_card, TRAINED_STAGES)
 
     @property
     def variant_lengths(self) -> dict[str, str]:
         """Each variant's tokenized-length report (variants that tokenize alike share one)."""
-        return {v: f"{self.tokenized_dir(v)}/lengths.tsv" for v in self.variants}
+        lengths = self.paths.tokenized_lengths
+        return {v: lengths.format(tokenization=p.tokenization) for v, p in self.variants.items()}
 
     @property
     def metrics(self) -> list[str]:
         """metrics.tsv when the run evaluates on a labelled test split, else nothing."""
-        return ["results/eval/metrics.tsv"] if self.evaluated else []
+        return [self.paths.metrics] if self.evaluated else []
 
     def targets(self) -> list[str]:
         """What `snakemake` builds by default: every stage's tables, models, predictions, report."""
+        paths = self.paths
         data = [
-            "results/corpus/ingest_report.tsv",
-            "results/dedup/duplicates.parquet",
-            "results/clusters/summary.tsv",
-            "results/clusters/map.png",
-            "results/filtered/filter_report.tsv",
-            *(f"results/splits/{split}.parquet" for split in SPLITS),
-            "results/splits/split_report.tsv",
+            paths.ingest_report,
+            paths.duplicates,
+            paths.cluster_summary,
+            paths.cluster_map,
+            paths.filter_report,
+            *(paths.split.format(split=split) for split in SPLITS),
+            paths.split_report,
         ]
-        lengths = [f"results/tokenized/{t}/lengths.tsv" for t in self.tokenizations]
+        lengths = [paths.tokenized_lengths.format(tokenization=t) for t in self.tokenizations]
         evaluation = []
         if self.evaluated:
-            evaluation = [
-                "results/eval/metrics.tsv",
-                "results/eval/comparison.png",
-                "results/eval/decision.md",
-            ]
-        report = ["results/report/REFORMS.md"]
+            evaluation = [paths.metrics, paths.comparison, paths.decision]
+        report = [paths.reforms]
         return data + lengths + self.trained_models + self.predictions + evaluation + report

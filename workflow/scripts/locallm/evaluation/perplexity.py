@@ -40,7 +40,7 @@ def perplexity_stage(
     result = texts[["doc_id", "group_id"]].reset_index(drop=True)
     result["nll"], result["n_tokens"] = np.zeros(len(texts)), np.zeros(len(texts), dtype=int)
     if len(texts):
-        base_path = resolve_base_path(model_settings, bootstrapped_dir=base_dir)
+        base_path = resolve_base_path(model_settings, built_dir=base_dir)
         model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir)
         nll, n_tokens = text_log_likelihoods(
             model,

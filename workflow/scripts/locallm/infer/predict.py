@@ -201,7 +201,7 @@ def infer_shard(
     # The gold label rides along (evaluate compares it), even if not listed as metadata.
     extra = [*metadata_columns, task["label_column"] or task["target_column"]]
     keep = list(dict.fromkeys(["doc_id", "group_id", *[c for c in extra if c in rows]]))
-    base_path = resolve_base_path(model_settings, bootstrapped_dir=base_dir)
+    base_path = resolve_base_path(model_settings, built_dir=base_dir)
     predictions = rows[keep].copy()
     if len(rows):
         log.info("inference in %s (inference.precision %s)", dtype, settings["precision"])

@@ -2,8 +2,8 @@
 
 A base given as a `.gguf` file (or a built-in one, fetched as a GGUF) is converted once, by the rule
 convert_gguf, into a float32 save_pretrained folder (safetensors, tokenizer, chat template) under
-results/models/converted/; every later rule loads that folder like any local base. Pre-flight reads
-the GGUF's metadata (its header only: no tensor is dequantized).
+results/NAME/models/converted/; every later rule loads that folder like any local base. Pre-flight
+reads the GGUF's metadata (its header only: no tensor is dequantized).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from locallm.hashing import fingerprint
 from locallm.logs import get_logger
 from locallm.model.facts import HUB_FILES, HUB_ID, RUN_INFO, TINY
 from locallm.model.precision import compute_dtype, on_gpu
-from locallm.model.sources import converted_dir, is_gguf_base
+from locallm.model.sources import is_gguf_base
 
 # torch is imported where it is used: Snakemake imports this module while it plans the DAG, and
 # importing torch there cost every `snakemake` call 1-2 s.
@@ -34,16 +34,14 @@ class AdapterMismatchError(ValueError):
     """An adapter (or fine-tuned model) trained on another base than the one configured."""
 
 
-def resolve_base_path(
-    settings: dict[str, Any], bootstrapped_dir: str = "results/models/base"
-) -> str:
-    """The folder or Hub id of the variant's base (`builtin:tiny`: the bootstrapped folder; a GGUF
-    base: the folder convert_gguf writes)."""
+def resolve_base_path(settings: dict[str, Any], built_dir: str | None = None) -> str:
+    """The folder or Hub id of the variant's base. `builtin:tiny` and GGUF bases are built by the
+    workflow (bootstrap_base, convert_gguf): `built_dir` is that folder, the job's `base` input."""
     base = settings["base"]
-    if base == TINY:
-        return bootstrapped_dir
-    if is_gguf_base(base):
-        return converted_dir(base)
+    if base == TINY or is_gguf_base(base):
+        if built_dir is None:
+            raise ValueError(f"base {base!r} is built by the workflow: give its folder")
+        return built_dir
     if Path(base).expanduser().is_dir():
         return str(Path(base).expanduser())
     if HUB_ID.match(base) and not base.startswith("."):

@@ -48,7 +48,6 @@ def builtin_gguf_path(base: str) -> str:
     return f"resources/builtin/{builtin_name(base)}.gguf"
 
 
-CONVERTED_DIR = "results/models/converted"
 # Folder names of converted bases: the GGUF file's stem with anything unusual made `_`.
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 CONVERSION_INFO = "conversion_info.json"
@@ -73,11 +72,6 @@ def gguf_source(base: str) -> str:
     return str(Path(base).expanduser())
 
 
-def converted_dir(base: str) -> str:
-    """The save_pretrained folder convert_gguf writes for this base."""
-    return f"{CONVERTED_DIR}/{gguf_name(base)}"
-
-
 def gguf_sources(bases: list[str]) -> dict[str, str]:
     """{converted folder name: GGUF file} for the GGUF bases among `bases`; two files may not share
     a name (their converted folders would collide)."""
@@ -89,7 +83,7 @@ def gguf_sources(bases: list[str]) -> dict[str, str]:
         if sources.get(name, source) != source:
             raise ValueError(
                 f"GGUF bases {sources[name]!r} and {source!r} would both be converted to "
-                f"{CONVERTED_DIR}/{name}; rename one of the files"
+                f"the folder models/converted/{name}; rename one of the files"
             )
         sources[name] = source
     return sources

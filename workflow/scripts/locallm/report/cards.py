@@ -200,7 +200,7 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
         + ", ".join(
             f"`{p}`" for p in [f"{run.models[variant, stage]}/{RUN_INFO}", run.metrics] if p
         )
-        + "; the data card and REFORMS checklist are in `results/report/`.",
+        + f"; the data card and REFORMS checklist are in `{run.results}/report/`.",
         "",
     ]
     return "\n".join(lines)

@@ -98,7 +98,8 @@ def _exclusions(run: Run) -> str:
     removed = flow[flow.stage.str.startswith(("removed", "rejected"))]
     return (
         markdown_table(removed) + "\n\nEvery removed record is in a rejects table with its reason: "
-        f"`results/corpus/rejects/`, `results/filtered/rejects/`, `{run.split_rejects}`. "
+        f"`{run.results}/corpus/rejects/`, `{run.results}/filtered/rejects/`, "
+        f"`{run.split_rejects}`. "
         "Filter settings: config `filter` (in `config.yaml`)."
         + "\n\n"
         + AUTHOR
@@ -309,8 +310,9 @@ REFORMS_FILLERS = {
         "is `config.yaml` beside this file. " + cite("README.md", "docs/reproduce.md")
     ),
     "2e": lambda run: (
-        "`snakemake --cores all --configfile results/report/config.yaml` reruns everything; "
-        "`snakemake --configfile results/report/config.yaml archive` writes one .tar.gz (code, "
+        f"`snakemake --cores all --configfile {run.results}/report/config.yaml` reruns "
+        f"everything; `snakemake --configfile {run.results}/report/config.yaml archive` writes "
+        "one .tar.gz (code, "
         "config, package lock, checksums) that reruns elsewhere. "
         + cite("config.yaml", "docs/reproduce.md")
     ),

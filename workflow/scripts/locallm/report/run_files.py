@@ -33,7 +33,8 @@ class Run:
     predictions: dict[tuple[str, str], str]
     metrics: str | None = None
     decision: str | None = None  # decision.md of the evaluate rule, when the run evaluates
-    benchmarks: str = "benchmarks"
+    results: str = "results"  # the run's results folder (results/NAME, locallm.paths)
+    benchmarks: str = "benchmarks"  # its benchmarks folder (benchmarks/NAME)
     environment: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 

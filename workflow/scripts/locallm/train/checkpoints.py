@@ -1,7 +1,7 @@
 """Training checkpoints: which ones a rerun may resume from, and when one counts as complete.
 
-Checkpoints go to results/checkpoints/{variant}/{stage}/, outside the rule's declared output, so a
-job killed by a time limit resumes from the newest one on rerun. A checkpoint counts once its
+Checkpoints go to results/NAME/checkpoints/{variant}/{stage}/, outside the rule's declared output,
+so a job killed by a time limit resumes from the newest one on rerun. A checkpoint counts once its
 `complete.json` (the list of its files, written atomically after the trainer saved it) is there; one
 without it (a job killed while saving) is moved aside into `incomplete/`, and the rerun resumes from
 the newest complete one. A checkpoint written under other settings, data or base is discarded: the
