@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from locallm.config import variant_settings
 from locallm.data.sources import corpus_paths, settings_problems
+from locallm.model.sources import licence_problems
 from locallm.settings import split_fractions
 from locallm.task.prompts import label_problems, preference_problems, prompt_problems
 
@@ -21,6 +23,8 @@ def config_problems(config: dict[str, Any]) -> list[str]:
             corpus_paths(config["corpus"]["paths"])
         except (OSError, ValueError) as error:
             problems.append(str(error))
+    bases = [variant_settings(config, variant)["base"] for variant in config["variants"]]
+    problems += licence_problems(bases, config["model"]["accept_licences"])
     task = config["task"]
     problems += prompt_problems(task) + label_problems(task) + preference_problems(task)
     try:

@@ -107,6 +107,7 @@ def variant_row(
             "max_length": settings["max_length"],
             # Known once tokenize has run for the variant.
             "longest_example": (lengths and longest_tokenized(lengths)) or "-",
+            "attention": shape.attention if shape is not None else "-",
             "kind": "instruct" if facts["chat_template"] else "base",
             "licence": facts["licence"] or "not stated",
         }

@@ -5,13 +5,12 @@ Face Hub metadata header, the training settings, test metrics with CIs, intended
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from locallm.model.facts import model_card_licence
+from locallm.model.facts import base_licence
 from locallm.report.run_files import (
     RUN_INFO,
     Run,
@@ -105,9 +104,7 @@ def data_card_markdown(run: Run) -> str:
 def _licence(info: dict[str, Any]) -> str:
     if info.get("base") == "builtin:tiny":
         return "other"
-    base_dir = info.get("base_path")
-    found = model_card_licence(Path(base_dir)) if base_dir and Path(base_dir).is_dir() else None
-    return found or "other"
+    return base_licence(info.get("base"), info.get("base_path")) or "other"
 
 
 def model_card_markdown(run: Run, variant: str, stage: str) -> str:

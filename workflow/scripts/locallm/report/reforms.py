@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from locallm.model.facts import base_licence
 from locallm.report.reforms_items import AUTHOR_HINTS, ITEMS, MODULES
 from locallm.report.run_files import (
     RUN_INFO,
@@ -149,6 +150,8 @@ def _models(run: Run) -> str:
                 "method": info.get("method"),
                 "base": info.get("base"),
                 "base fingerprint": info.get("base_fingerprint"),
+                "base licence": base_licence(info.get("base"), info.get("base_path"))
+                or "not stated",
                 "steps": info.get("steps"),
                 "trainable params": info.get("trainable_parameters"),
                 "total params": info.get("total_parameters"),
