@@ -309,6 +309,11 @@ def test_text_log_likelihoods_equal_the_model_loss_per_text(tokenizer, model):
 
 # --- the model's context, progress, few-shot ---------------------------------------------------
 
+# How prompts are rendered: the schema's defaults (a model with a chat template keeps it).
+FORMAT = {
+    key: with_defaults()["training"][key]
+    for key in ("chat_template", "prompt_format", "completion_format")
+}
 TASK = {
     "kind": "classify",
     "system_prompt": None,
@@ -396,7 +401,8 @@ def test_fewshot_infer_shard_records_balanced_train_examples_and_never_a_test_do
         out = tmp_path / f"fewshot{run}.parquet"
         infer_shard(
             table=tmp_path / "test.parquet", output=out, shard=0, settings=settings, task=TASK,
-            model_settings={"base": str(base), "method": "lora", "trust_remote_code": False},
+            model_settings={"base": str(base), "method": "lora", "trust_remote_code": False,
+                            **FORMAT},
             metadata_columns=[], seed=3, variant="v", stage="fewshot", base_dir=None,
             adapter_dir=None, examples_table=tmp_path / "train.parquet",
         )  # fmt: skip
@@ -480,7 +486,8 @@ def test_infer_shard_loads_in_the_configured_precision_and_records_it(
     infer_shard(
         table=tmp_path / "test.parquet", output=tmp_path / "out.parquet", shard=0,
         settings=dict(config["inference"]), task=TASK,
-        model_settings={"base": str(base), "method": "lora", "trust_remote_code": False},
+        model_settings={"base": str(base), "method": "lora", "trust_remote_code": False,
+                            **FORMAT},
         metadata_columns=[], seed=0, variant="v", stage="base", base_dir=None, adapter_dir=None,
     )  # fmt: skip
     predictions = pd.read_parquet(tmp_path / "out.parquet")

@@ -17,6 +17,7 @@ from locallm.logs import get_logger, warn
 from locallm.model.facts import context_length
 from locallm.tables import read_table, write_table
 from locallm.task.context import fit_prompt, prompt_tokens, render_prompt
+from locallm.task.formats import apply_prompt_format
 
 log = get_logger(__name__)
 
@@ -207,6 +208,9 @@ def infer_shard(
         log.info("inference in %s (inference.precision %s)", dtype, settings["precision"])
         model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir, dtype=dtype)
         model.eval()
+        # A trained stage's tokenizer already holds the format its data was tokenized in.
+        kind = apply_prompt_format(tokenizer, model_settings)
+        log.info("prompt format: %s", kind)
         conversations, cut, n_tokens = fit_to_context(
             model, tokenizer, rows.to_dict("records"), task, examples.to_dict("records"), settings
         )

@@ -152,7 +152,7 @@ def convert_gguf(gguf: str | os.PathLike, output: str | os.PathLike, threads: in
     )
     model, tokenizer = load_gguf(gguf)
     if not tokenizer.chat_template:
-        log.warning("%s has no chat template: set training.chat_template", gguf)
+        log.info("%s has no chat template: a base model, asked in training.completion_format", gguf)
     distinct_pad(tokenizer)
     plain = plain_copy(model)
     plain.config.pad_token_id = tokenizer.pad_token_id

@@ -24,6 +24,7 @@ from locallm.model.memory import gpu_resources
 from locallm.model.shape import ModelShape, shape_from_config, shape_from_tiny
 from locallm.model.sources import BUILTIN_WHEELS, gguf_source, is_gguf_base
 from locallm.tables import write_tsv
+from locallm.task.formats import format_kind
 
 log = get_logger("preflight")
 
@@ -109,6 +110,8 @@ def variant_row(
             "longest_example": (lengths and longest_tokenized(lengths)) or "-",
             "attention": shape.attention if shape is not None else "-",
             "kind": "instruct" if facts["chat_template"] else "base",
+            # What every stage (zero-shot, few-shot, SFT, DPO) renders its prompts as.
+            "format": format_kind(settings, facts["chat_template"]),
             "licence": facts["licence"] or "not stated",
         }
     )
@@ -161,9 +164,15 @@ def check_fit(table: pd.DataFrame, hpc: dict[str, Any]) -> None:
 
 def format_preflight(table: pd.DataFrame) -> str:
     """The table as aligned text, for the terminal."""
-    return "pre-flight (read from the models' files, no weights loaded):\n" + table.to_string(
-        index=False, na_rep="-"
+    text = table.to_string(index=False, na_rep="-")
+    note = (
+        "format: how every stage of the variant (zero-shot, few-shot, SFT, DPO) renders prompts: "
+        "`chat` through the chat template, `completion` as plain text in "
+        "training.completion_format (a base model)"
     )
+    if "format" not in table:
+        note = ""
+    return "pre-flight (read from the models' files, no weights loaded):\n" + text + "\n" + note
 
 
 def write_preflight(
