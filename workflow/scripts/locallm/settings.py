@@ -103,6 +103,7 @@ class InferenceSettings(Settings):
     num_samples: int
     stages: list[str]
     fewshot_k: int
+    fewshot_shortest: float
     max_cut_share: float
     precision: str
 
