@@ -264,7 +264,9 @@ def _metrics(run: Run) -> str:
         + markdown_table(
             metric_table(run, ["accuracy", "accuracy_over_majority", "macro_f1", "cohen_kappa"])
         )
-        + "\n\n"
+        + "\n\n`passage seen`: the mean share of each test passage's tokens in its prompt (and "
+        "the share of rows whose passage was cut to fit the model's context); a stage that saw "
+        "less of the text is compared knowing it (columns `text_seen`, `text_cut_share`).\n\n"
         + cite(run.metrics)
         + "\n\n"
         + AUTHOR
