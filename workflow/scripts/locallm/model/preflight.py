@@ -98,6 +98,11 @@ def variant_row(
     row = {"variant": variant, "base": settings["base"], "method": settings["method"]}
     facts = base_facts(settings, config["model"]["tiny"])
     if facts is None:
+        if settings["base"] in BUILTIN_WHEELS:
+            # The catalogue knows a built-in's kind and licence before its files are here.
+            spec = BUILTIN_WHEELS[settings["base"]]
+            instruct = spec.kind == "instruct"
+            row.update(kind=spec.kind, format=format_kind(settings, instruct), licence=spec.licence)
         rule = "fetch_builtin" if settings["base"] in BUILTIN_WHEELS else "fetch_base"
         return {**row, "note": f"not fetched yet: run the {rule} rule on the login node"}
     shape: ModelShape | None = facts["shape"]
