@@ -31,6 +31,23 @@ log = get_logger("preflight")
 # The column of the tokenize rule's length report (tokenization.length_report) with the longest
 # example of each split.
 LONGEST_COLUMN = "max"
+COLUMNS = [
+    "variant",
+    "base",
+    "method",
+    "params_M",
+    "context",
+    "max_length",
+    "longest_example",
+    "attention",
+    "kind",
+    "format",
+    "licence",
+    "gpus",
+    "gpu_mem_GB",
+    "fits",
+    "note",
+]
 
 
 def model_facts(model_dir: Path) -> dict[str, Any]:
@@ -152,7 +169,9 @@ def preflight_table(
             # Printed at DAG time: a bad base must not stop `snakemake -n`; its rules say more.
             base = variant_settings(config, variant)["base"]
             rows.append({"variant": variant, "base": base, "note": str(error)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # One column order whichever variant's row came first (an unfetched base has fewer facts).
+    return table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
 
 
 def check_fit(table: pd.DataFrame, hpc: dict[str, Any]) -> None:
