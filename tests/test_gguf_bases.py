@@ -23,7 +23,7 @@ from locallm.model.sources import (
 )
 
 SMOLLM2 = "builtin:smollm2-135m-instruct"
-SPEC = BUILTIN_WHEELS[SMOLLM2]
+SPEC = BUILTIN_WHEELS[SMOLLM2].wheels[0]  # its one pinned wheel
 TEXT = "Was this passage delivered as a speech? Answer spoken or written.\n\nFellow-Citizens: ünï."
 
 

@@ -119,7 +119,12 @@ def test_infer_and_evaluate_on_the_test_config(test_workflow):
             assert set(pred["parsed_label"]) <= set(labels)
             assert (pred["stage"] == stage).all() and (pred["gen_mode"] == "classify").all()
     metrics = pd.read_csv(test_workflow / "results/eval/metrics.tsv", sep="\t")
-    assert metrics.columns.tolist() == METRIC_COLUMNS
+    coverage = ["text_seen", "text_cut_share", "model_params"]
+    assert metrics.columns.tolist() == [*METRIC_COLUMNS, *coverage]
+    # Perplexity rows come from the validation texts, not from prompts: no coverage there.
+    models = metrics[(metrics["variant"] != "baseline") & (metrics["metric"] != "perplexity")]
+    assert models["text_seen"].between(0, 1).all() and (models["model_params"] > 0).all()
+    assert metrics.loc[metrics["variant"] == "baseline", coverage].isna().all().all()
     accuracy = metrics[metrics["metric"] == "accuracy"].set_index(["variant", "stage"])
     for variant in variants:
         for stage in stages:
