@@ -13,10 +13,10 @@ CONFIG = {
 }
 
 
-def stage_run(tmp_path, method: str) -> Run:
+def stage_run(tmp_path, method: str, base: str = "org/model") -> Run:
     folder = tmp_path / "models" / "v" / "sft"
     folder.mkdir(parents=True)
-    info = {"method": method, "base": "org/model", "base_path": "org/model", "steps": 3,
+    info = {"method": method, "base": base, "base_path": "org/model", "steps": 3,
             "seed": 1, "settings": {"learning_rate": 0.001, "lora_r": 8}}  # fmt: skip
     (folder / "run_info.json").write_text(json.dumps(info))
     metrics = pd.DataFrame(
@@ -55,3 +55,13 @@ def test_full_fine_tuning_card_names_transformers(tmp_path):
     meta = header(model_card_markdown(stage_run(tmp_path, "full"), "v", "sft"))
     assert meta["library_name"] == "transformers"
     assert "language" not in meta  # only the demo corpus is known to be English
+
+
+def test_a_card_on_gemma_records_its_licence_and_the_terms_derivatives_carry(tmp_path):
+    card = model_card_markdown(stage_run(tmp_path, "qlora", "builtin:gemma-3-270m"), "v", "sft")
+    assert header(card)["license"] == "gemma"
+    assert "## Licence of the base: gemma" in card
+    assert "https://ai.google.dev/gemma/terms" in card
+    assert "## Licence of the base" not in model_card_markdown(
+        stage_run(tmp_path / "smol", "qlora", "builtin:smollm2-135m-instruct"), "v", "sft"
+    )

@@ -40,34 +40,51 @@ def test_equal_share_cap_keeps_short_texts_whole_and_splits_the_rest_evenly():
 
 def test_a_prompt_that_fits_is_left_alone(tokenizer):
     row = {"doc_id": "a", "text": "Short passage.", "sotu_type": "spoken"}
-    conversation, cut, length = fit_prompt(row, TASK, [], tokenizer, budget=200)
-    assert not cut
-    assert conversation[-1]["content"].endswith("Short passage.")
-    assert length == prompt_tokens(tokenizer, conversation)
+    fitted = fit_prompt(row, TASK, [], tokenizer, budget=200)
+    assert not fitted.cut and not fitted.examples_cut and fitted.seen == 1.0
+    assert fitted.conversation[-1]["content"].endswith("Short passage.")
+    assert fitted.tokens == prompt_tokens(tokenizer, fitted.conversation)
 
 
-def test_a_prompt_too_long_keeps_instruction_and_example_answers_and_cuts_only_text(tokenizer):
+def test_the_examples_give_way_before_the_passage_asked_about(tokenizer):
     examples = [
         {"doc_id": "e1", "text": LONG, "sotu_type": "written"},
         {"doc_id": "e2", "text": "A short example.", "sotu_type": "spoken"},
     ]
+    row = {"doc_id": "q", "text": "Fellow citizens, " + LONG[:200], "sotu_type": "spoken"}
+    empty = build_prompt({**row, "text": ""}, TASK, [{**e, "text": ""} for e in examples])
+    passage = len(tokenizer(row["text"], add_special_tokens=False)["input_ids"])
+    # The fixed parts, the whole passage, and 60 tokens for the examples' texts.
+    budget = prompt_tokens(tokenizer, empty) + passage + 60
+    assert prompt_tokens(tokenizer, build_prompt(row, TASK, examples)) > budget + 200
+    fitted = fit_prompt(row, TASK, examples, tokenizer, budget)
+    assert fitted.tokens <= budget and fitted.tokens == prompt_tokens(
+        tokenizer, fitted.conversation
+    )
+    assert not fitted.cut and fitted.seen == 1.0 and fitted.examples_cut
+    instruction = "Spoken or written? Answer spoken or written.\n\n"
+    users = [m["content"] for m in fitted.conversation if m["role"] == "user"]
+    assert len(users) == 3 and all(u.startswith(instruction) for u in users)
+    answers = [m["content"] for m in fitted.conversation if m["role"] == "assistant"]
+    assert answers == ["written", "spoken"]
+    # The passage and the short example stay whole; the long example is cut from its end.
+    assert users[2] == instruction + row["text"]
+    assert users[1] == instruction + "A short example."
+    assert users[0].startswith(instruction + "The union") and len(users[0]) < len(LONG)
+
+
+def test_a_passage_too_long_for_the_context_is_cut_with_the_examples_and_its_share_kept(tokenizer):
+    examples = [{"doc_id": "e1", "text": LONG, "sotu_type": "written"}]
     row = {"doc_id": "q", "text": "Fellow citizens " + LONG, "sotu_type": "spoken"}
     empty = build_prompt({**row, "text": ""}, TASK, [{**e, "text": ""} for e in examples])
     budget = prompt_tokens(tokenizer, empty) + 60  # the fixed parts and 60 tokens of text
-    full = prompt_tokens(tokenizer, build_prompt(row, TASK, examples))
-    assert full > 2 * budget
-    conversation, cut, length = fit_prompt(row, TASK, examples, tokenizer, budget)
-    assert cut and length <= budget
-    assert length == prompt_tokens(tokenizer, conversation)
-    instruction = "Spoken or written? Answer spoken or written.\n\n"
-    users = [m["content"] for m in conversation if m["role"] == "user"]
-    assert len(users) == 3 and all(u.startswith(instruction) for u in users)
-    answers = [m["content"] for m in conversation if m["role"] == "assistant"]
-    assert answers == ["written", "spoken"]
-    # The short example stays whole; the long texts are cut from their ends.
-    assert users[1] == instruction + "A short example."
-    assert users[2].startswith(instruction + "Fellow citizens The union")
-    assert len(users[2]) < len(instruction) + len(row["text"])
+    fitted = fit_prompt(row, TASK, examples, tokenizer, budget)
+    passage = len(tokenizer(row["text"], add_special_tokens=False)["input_ids"])
+    assert fitted.cut and fitted.examples_cut and fitted.tokens <= budget
+    assert fitted.passage_tokens == passage and 0 < fitted.passage_kept <= 30
+    assert fitted.seen == pytest.approx(fitted.passage_kept / passage)
+    users = [m["content"] for m in fitted.conversation if m["role"] == "user"]
+    assert users[1].startswith("Spoken or written? Answer spoken or written.\n\nFellow citizens")
 
 
 def test_a_prompt_whose_fixed_part_exceeds_the_context_is_a_clear_error(tokenizer):

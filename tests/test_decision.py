@@ -51,10 +51,10 @@ def test_the_decision_names_the_cheapest_stage_that_clears_whatever_the_row_orde
     best = cheapest_good_enough(marked)
     assert sorted(best["variant"]) == ["a", "b"] and set(best["stage"]) == {"sft"}
     text = decision_markdown(marked, GOOD_ENOUGH)
-    assert "**The cheapest stage that is good enough: sft**" in text
-    assert "variant(s) b, a." in text  # in the table's order
-    assert "| a | fewshot | 0.650 | 0.600 to 0.700 | no |" in text
-    assert "| b | dpo | 0.850 | 0.800 to 0.900 | yes |" in text
+    assert "**The cheapest that is good enough: b at stage sft**" in text
+    assert "at this stage: b (- M), a (- M)." in text  # no sizes recorded: the table's order
+    assert "| a | fewshot | - | 0.650 | 0.600 to 0.700 | - | no |" in text
+    assert "| b | dpo | - | 0.850 | 0.800 to 0.900 | - | yes |" in text
     assert "lower bound of the 95% CI" in text and "**0.7**" in text
 
 
@@ -62,3 +62,26 @@ def test_the_decision_says_so_when_no_stage_clears():
     marked = mark_good_enough(metrics_table({("a", "base"): 0.1, ("a", "sft"): 0.69}), GOOD_ENOUGH)
     assert cheapest_good_enough(marked).empty
     assert "**No stage is good enough**" in decision_markdown(marked, GOOD_ENOUGH)
+
+
+def test_among_models_the_smaller_clears_first_and_a_cut_stage_says_so():
+    table = metrics_table(
+        {("gemma", "base"): 0.1, ("gemma", "fewshot"): 0.75, ("smol", "fewshot"): 0.71}
+    )
+    params = {"gemma": 268_098_176, "smol": 134_515_008}
+    table["model_params"] = table["variant"].map(params)
+    table["text_seen"] = 1.0
+    table["text_cut_share"] = 0.0
+    cut = (table["variant"] == "smol") & (table["stage"] == "fewshot")
+    table.loc[cut, ["text_seen", "text_cut_share"]] = [0.6, 0.5]
+    marked = mark_good_enough(table, GOOD_ENOUGH)
+    assert cheapest_good_enough(marked)["variant"].tolist() == ["smol", "gemma"]
+    text = decision_markdown(marked, GOOD_ENOUGH)
+    assert "**The cheapest that is good enough: smol at stage fewshot**" in text
+    assert "smol (134.5 M), gemma (268.1 M)" in text
+    assert (
+        "| smol | fewshot | 134.5 | 0.760 | 0.710 to 0.810 | 60%, cut in 50% of rows | yes |"
+        in text
+    )
+    assert "| gemma | fewshot | 268.1 | 0.800 | 0.750 to 0.850 | 100% | yes |" in text
+    assert "its prompts cut the passage to fit the model's context in 50% of rows" in text

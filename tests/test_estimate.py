@@ -170,3 +170,54 @@ def test_host_estimate_of_full_training_peaks_with_activations_or_gradients_not_
     above_weights = estimate.step - estimate.load - estimate.trained_states
     assert above_weights == max(estimate.gradients, estimate.activations + estimate.logits)
     assert estimate.total == estimate.libraries + max(estimate.load, estimate.step)
+
+
+# google/gemma-3-270m's text config as transformers 5 writes it (every sixth layer attends to the
+# whole context, the others to a window of 512 tokens).
+GEMMA3_270M = {
+    "model_type": "gemma3_text",
+    "vocab_size": 262144,
+    "hidden_size": 640,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 18,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "head_dim": 256,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 32768,
+    "sliding_window": 512,
+    "layer_types": [
+        "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(18)
+    ],
+}
+
+
+def test_gemma3_shape_reads_its_sliding_window_layers_and_tied_large_vocabulary():
+    shape = shape_from_config(GEMMA3_270M)
+    assert shape.sliding_window == 512 and shape.sliding_layers == 15
+    assert shape.attention == "sliding 512 on 15/18 layers"
+    # Tied: the 262k x 640 embedding counted once, and it is most of the model.
+    assert shape.embedding_params == 262144 * 640
+    assert shape.embedding_params / shape.params > 0.6
+    assert shape.kv_tokens(256) == 18 * 256  # shorter than the window: as full attention
+    assert shape.kv_tokens(4096) == 15 * 512 + 3 * 4096
+
+
+def test_the_kv_cache_of_sliding_layers_stops_growing_at_the_window():
+    from locallm.model.memory import estimate_inference
+
+    gemma = shape_from_config(GEMMA3_270M)
+    full = replace(gemma, sliding_window=None, sliding_layers=0)
+    kwargs = {"seq_len": 8192, "batch_size": 4}
+    sliding = estimate_inference(gemma, "lora", **kwargs).activations
+    everything = estimate_inference(full, "lora", **kwargs).activations
+    assert everything == 2 * 18 * 4 * 8192 * 256 * 2  # K and V, bf16
+    assert sliding == pytest.approx(everything * (15 * 512 + 3 * 8192) / (18 * 8192))
+
+
+def test_gguf_sliding_attention_follows_the_gemma3_layer_pattern():
+    from locallm.model.gguf_files import gguf_sliding_attention
+
+    gemma = gguf_sliding_attention("gemma3", 512, 18)
+    assert gemma == {"sliding_window": 512, "sliding_layers": 15}
+    assert gguf_sliding_attention("llama", None, 30) == {}

@@ -22,7 +22,7 @@ from locallm.model.sources import (
 )
 
 SMOLLM2 = "builtin:smollm2-135m-instruct"
-SPEC = BUILTIN_WHEELS[SMOLLM2]
+SPEC = BUILTIN_WHEELS[SMOLLM2].wheels[0]  # its one pinned wheel
 TEXT = "Was this passage delivered as a speech? Answer spoken or written.\n\nFellow-Citizens: ünï."
 
 
@@ -146,3 +146,26 @@ def test_converted_model_gives_the_gguf_models_logits(converted, smollm2_gguf):
         got = ours(input_ids=ids).logits
     assert got.shape == expected.shape == (1, ids.shape[1], 49152)
     assert torch.equal(got, expected)
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf(tmp_path_factory):
+    """builtin:gemma-3-270m's GGUF joined from its five pinned wheels (about 238 MB with pip)."""
+    folder = tmp_path_factory.mktemp("gemma")
+    fetch_builtin("builtin:gemma-3-270m", folder / "gemma-3-270m.gguf", cache=folder / "wheels")
+    return folder / "gemma-3-270m.gguf"
+
+
+def test_preflight_of_gemma_reads_a_base_model_with_sliding_window_and_gemma_licence(gemma_gguf):
+    assert (gemma_gguf.parent / "gemma-3-270m.GEMMA_TERMS.html").stat().st_size > 100_000
+    facts = gguf_facts(gemma_gguf)
+    assert facts["architecture"] == "gemma3" and facts["chat_template"] is False
+    assert facts["params"] == facts["shape"].params == 268_098_176
+    assert facts["shape"].vocab_size == 262_144 and facts["shape"].tie_word_embeddings
+    config = with_defaults(
+        {"variants": {"g": {"base": str(gemma_gguf), "max_length": 512, "method": "qlora"}}}
+    )
+    row = preflight_table(config).iloc[0]
+    assert row["params_M"] == 268.1 and row["context"] == 32768
+    assert row["kind"] == "base" and row["licence"] == "gemma"
+    assert row["attention"] == "sliding 512 on 15/18 layers"

@@ -309,6 +309,11 @@ def test_text_log_likelihoods_equal_the_model_loss_per_text(tokenizer, model):
 
 # --- the model's context, progress, few-shot ---------------------------------------------------
 
+# How prompts are rendered: the schema's defaults (a model with a chat template keeps it).
+FORMAT = {
+    key: with_defaults()["training"][key]
+    for key in ("chat_template", "prompt_format", "completion_format")
+}
 TASK = {
     "kind": "classify",
     "system_prompt": None,
@@ -349,7 +354,8 @@ def test_a_gpt2_shaped_base_with_128_positions_runs_long_prompts_once_they_are_c
     uncut = [build_prompt(row, TASK, examples) for row in rows]
     with pytest.raises(IndexError):  # what inference did before: positions past the table
         predict(model, tokenizer, uncut, settings, labels, seed=0)
-    conversations, cut, n_tokens = fit_to_context(model, tokenizer, rows, TASK, examples, settings)
+    fitted = fit_to_context(model, tokenizer, rows, TASK, examples, settings)
+    conversations, cut, n_tokens = fitted.conversations, fitted.text_cut, fitted.prompt_tokens
     reserve = answer_tokens(tokenizer, uncut[0], labels, settings)
     assert reserve == (settings["max_new_tokens"] if mode == "generate" else 3)  # "Republican<eos>"
     assert cut.all() and (n_tokens + reserve <= 128).all()
@@ -366,13 +372,13 @@ def test_fit_to_context_leaves_prompts_that_fit_uncut_and_warns_above_the_share(
     model = tiny_gpt2(tokenizer)
     settings = {**SETTINGS, "max_cut_share": 0.25}
     rows = rows_of([TEXTS[0], TEXTS[1], LONG_TEXTS[2], TEXTS[3]])
-    _, cut, _ = fit_to_context(model, tokenizer, rows, TASK, [], settings)
-    assert cut.tolist() == [False, False, True, False]
-    assert "1 of 4 prompts had document text cut" in caplog.text
+    fitted = fit_to_context(model, tokenizer, rows, TASK, [], settings)
+    assert fitted.text_cut.tolist() == [False, False, True, False]
+    assert fitted.text_seen[[0, 1, 3]].tolist() == [1.0, 1.0, 1.0] and fitted.text_seen[2] < 1
+    assert "1 of 4 prompts had the passage cut" in caplog.text
     assert "WARNING" not in caplog.text
     rows = rows_of([TEXTS[0], LONG_TEXTS[1], LONG_TEXTS[2], TEXTS[3]])
-    _, cut, _ = fit_to_context(model, tokenizer, rows, TASK, [], settings)
-    assert cut.sum() == 2
+    assert fit_to_context(model, tokenizer, rows, TASK, [], settings).text_cut.sum() == 2
     assert any(r.levelname == "WARNING" and "max_cut_share" in r.message for r in caplog.records)
 
 
@@ -396,7 +402,8 @@ def test_fewshot_infer_shard_records_balanced_train_examples_and_never_a_test_do
         out = tmp_path / f"fewshot{run}.parquet"
         infer_shard(
             table=tmp_path / "test.parquet", output=out, shard=0, settings=settings, task=TASK,
-            model_settings={"base": str(base), "method": "lora", "trust_remote_code": False},
+            model_settings={"base": str(base), "method": "lora", "trust_remote_code": False,
+                            **FORMAT},
             metadata_columns=[], seed=3, variant="v", stage="fewshot", base_dir=None,
             adapter_dir=None, examples_table=tmp_path / "train.parquet",
         )  # fmt: skip
@@ -410,13 +417,18 @@ def test_fewshot_infer_shard_records_balanced_train_examples_and_never_a_test_do
     assert parties.value_counts().to_dict() == {"Democratic": 2, "Republican": 2}
     assert [list(ids) for ids in runs[1]["fewshot_doc_ids"]] == used  # seeded
     assert predictions["text_cut"].dtype == bool and (predictions["prompt_tokens"] > 0).all()
+    assert (
+        predictions["text_seen"].between(0, 1).all() and predictions["examples_cut"].dtype == bool
+    )
+    assert (predictions["model_params"] == sum(p.numel() for p in model.parameters())).all()
 
 
 def test_a_model_without_a_context_length_is_not_cut_and_says_so(tokenizer, caplog):
     rows = rows_of(LONG_TEXTS)
-    conversations, cut, n_tokens = fit_to_context(EchoModel(), tokenizer, rows, TASK, [], SETTINGS)
-    assert not cut.any() and (n_tokens > 128).any()
-    assert conversations[2][-1]["content"].endswith(LONG_TEXTS[2])
+    fitted = fit_to_context(EchoModel(), tokenizer, rows, TASK, [], SETTINGS)
+    assert not fitted.text_cut.any() and (fitted.prompt_tokens > 128).any()
+    assert (fitted.text_seen == 1).all()
+    assert fitted.conversations[2][-1]["content"].endswith(LONG_TEXTS[2])
     assert "names no context length" in caplog.text
 
 
@@ -480,7 +492,8 @@ def test_infer_shard_loads_in_the_configured_precision_and_records_it(
     infer_shard(
         table=tmp_path / "test.parquet", output=tmp_path / "out.parquet", shard=0,
         settings=dict(config["inference"]), task=TASK,
-        model_settings={"base": str(base), "method": "lora", "trust_remote_code": False},
+        model_settings={"base": str(base), "method": "lora", "trust_remote_code": False,
+                            **FORMAT},
         metadata_columns=[], seed=0, variant="v", stage="base", base_dir=None, adapter_dir=None,
     )  # fmt: skip
     predictions = pd.read_parquet(tmp_path / "out.parquet")

@@ -53,7 +53,10 @@ def test_stage_params_are_the_variant_settings_split_as_the_rules_always_passed_
     assert variant.loading.params() == {
         "base": "builtin:tiny",
         "cache_dir": "/c",
+        "chat_template": None,
+        "completion_format": "{prompt}\nAnswer: {answer}\n\n",
         "method": "qlora",
+        "prompt_format": "auto",
         "revision": None,
         "trust_remote_code": False,
     }

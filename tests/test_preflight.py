@@ -7,6 +7,7 @@ from conftest import TINY_LLAMA_CONFIG
 from locallm.config import with_defaults
 from locallm.model.preflight import (
     check_fit,
+    format_preflight,
     job_resources,
     longest_tokenized,
     model_facts,
@@ -49,6 +50,18 @@ def test_preflight_flags_a_variant_that_does_not_fit_the_gpu(saved_model):
     assert "max_length 256 > context 128" in row["note"]
     with pytest.raises(ValueError, match="hpc.fit_error"):
         check_fit(table, {**config["hpc"], "fit_error": True})
+
+
+def test_preflight_says_base_or_instruct_and_the_format_every_stage_uses(saved_model):
+    (saved_model / "tokenizer_config.json").write_text("{}")  # no chat template: a base model
+    variants = {
+        "base": {"base": str(saved_model)},
+        "forced": {"base": str(saved_model), "chat_template": "{{ messages }}"},
+    }
+    table = preflight_table(with_defaults({"variants": variants})).set_index("variant")
+    assert table.loc["base", "kind"] == "base" and table.loc["base", "format"] == "completion"
+    assert table.loc["forced", "format"] == "chat"
+    assert "`completion` as plain text" in format_preflight(table.reset_index())
 
 
 def test_preflight_of_builtin_tiny_uses_the_config_shape():

@@ -35,3 +35,26 @@ def test_a_preset_criterion_and_the_decision_file_are_quoted_with_their_sources(
     assert '`{"metric": "accuracy", "threshold": 0.8}`' in text
     assert "> Use full/sft: accuracy CI above 0.8." in text and "# Decision" not in text
     assert "Source: `config.yaml`." in text and f"Source: `{decision}`." in text
+
+
+def test_the_metric_table_says_how_much_of_the_passages_each_stage_saw():
+    import pandas as pd
+    from locallm.report.run_files import metric_table
+
+    metrics = pd.DataFrame(
+        {
+            "variant": ["v", "v"],
+            "stage": ["base", "fewshot"],
+            "metric": ["accuracy", "accuracy"],
+            "value": [0.6, 0.7],
+            "ci_low": [0.5, 0.6],
+            "ci_high": [0.7, 0.8],
+            "n": [200, 200],
+            "text_seen": [1.0, 0.42],
+            "text_cut_share": [0.0, 0.9],
+        }
+    )
+    run = run_with({})
+    run.metrics, run.tables["metrics.tsv"] = "metrics.tsv", metrics
+    table = metric_table(run)
+    assert table["passage seen"].tolist() == ["100%", "42%, cut in 90% of rows"]

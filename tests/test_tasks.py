@@ -153,6 +153,22 @@ def test_fewshot_examples_never_include_a_document_being_asked_about():
         assert len(examples) == 6
 
 
+def test_fewshot_examples_are_drawn_from_the_shortest_share_of_each_label():
+    train = labelled_train({"Democratic": 40, "Republican": 8})
+    # Row i's text grows with i: the shortest quarter of Democratic rows are 0-9.
+    train["text"] = [("word " * (i + 1)).strip() for i in range(40)] + ["w " * 50] * 8
+    for seed in range(5):
+        examples = fewshot_examples(train, TASK, k=2, seed=seed, shortest=0.25)
+        democratic = examples[examples["party"] == "Democratic"]["doc_id"]
+        assert {int(d.split("-")[1]) for d in democratic} <= set(range(10))
+        # A label with fewer rows still gives k: at least k rows stay in its pool.
+        assert (examples["party"] == "Republican").sum() == 2
+    drawn = {
+        d for s in range(20) for d in fewshot_examples(train, TASK, 2, s, shortest=1.0)["doc_id"]
+    }
+    assert any(d.startswith("Democratic-") and int(d.split("-")[1]) >= 10 for d in drawn)
+
+
 def test_fewshot_examples_warn_when_a_label_has_fewer_than_k_rows(caplog):
     train = labelled_train({"Democratic": 5, "Republican": 5, "Whig": 1})
     examples = fewshot_examples(train, TASK, k=2, seed=0)

@@ -121,7 +121,12 @@ def test_infer_and_evaluate_on_the_test_config(test_workflow):
             assert set(pred["parsed_label"]) <= set(labels)
             assert (pred["stage"] == stage).all() and (pred["gen_mode"] == "classify").all()
     metrics = pd.read_csv(test_workflow / "results/test/eval/metrics.tsv", sep="\t")
-    assert metrics.columns.tolist() == METRIC_COLUMNS
+    coverage = ["text_seen", "text_cut_share", "model_params"]
+    assert metrics.columns.tolist() == [*METRIC_COLUMNS, *coverage]
+    # Perplexity rows come from the validation texts, not from prompts: no coverage there.
+    models = metrics[(metrics["variant"] != "baseline") & (metrics["metric"] != "perplexity")]
+    assert models["text_seen"].between(0, 1).all() and (models["model_params"] > 0).all()
+    assert metrics.loc[metrics["variant"] == "baseline", coverage].isna().all().all()
     accuracy = metrics[metrics["metric"] == "accuracy"].set_index(["variant", "stage"])
     for variant in variants:
         for stage in stages:
@@ -165,3 +170,22 @@ def test_evaluate_in_generate_mode_counts_unmatched_and_calibrates_vote_shares(t
     assert value["v", "sft", "ece"] == pytest.approx((0.0 + 0.0 + abs(0.5 - 0.6) * 2) / 4)
     counts = pd.read_csv(out["c.tsv"], sep="\t").set_index(["gold", "predicted"])["count"]
     assert counts["D", "(unmatched)"] == 1
+
+
+def test_metrics_record_how_much_of_the_passages_a_stage_saw_and_its_model_size():
+    from locallm.evaluation.evaluate import evaluate_model, model_label
+
+    table = predictions("fewshot", ["D", "R", "R", "R"], [0.1, 0.7, 0.8, 0.9]).assign(
+        text_seen=[1.0, 1.0, 0.5, 0.3], text_cut=[False, False, True, True], model_params=1234
+    )
+    metrics, _, _ = evaluate_model(table, ["D", "R"], "party", SETTINGS, seed=0)
+    assert metrics.columns.tolist() == [
+        *METRIC_COLUMNS,
+        "text_seen",
+        "text_cut_share",
+        "model_params",
+    ]
+    assert metrics["text_seen"].tolist() == pytest.approx([0.7] * len(metrics))
+    assert (metrics["text_cut_share"] == 0.5).all() and (metrics["model_params"] == 1234).all()
+    assert model_label(metrics.iloc[0]) == "v / fewshot (passage cut in 50%)"
+    assert model_label(metrics.iloc[0].drop("text_cut_share")) == "v / fewshot"

@@ -20,6 +20,8 @@ TOKENIZATION_KEYS = (
     "trust_remote_code",
     "cache_dir",
     "chat_template",
+    "prompt_format",
+    "completion_format",
     "max_length",
     "packing",
     "max_truncated_share",

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from locallm.config import variant_settings
 from locallm.data.sources import corpus_paths, settings_problems
+from locallm.model.sources import licence_problems
 from locallm.settings import split_fractions
+from locallm.task.formats import completion_problems
 from locallm.task.prompts import label_problems, preference_problems, prompt_problems
 
 
@@ -21,6 +24,12 @@ def config_problems(config: dict[str, Any]) -> list[str]:
             corpus_paths(config["corpus"]["paths"])
         except (OSError, ValueError) as error:
             problems.append(str(error))
+    variants = {name: variant_settings(config, name) for name in config["variants"]}
+    problems += licence_problems(
+        [v["base"] for v in variants.values()], config["model"]["accept_licences"]
+    )
+    for fmt in dict.fromkeys(v["completion_format"] for v in variants.values()):
+        problems += completion_problems(fmt)
     task = config["task"]
     problems += prompt_problems(task) + label_problems(task) + preference_problems(task)
     try:

@@ -28,7 +28,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class LoadingSettings(Settings):
-    """How a variant's model is loaded (infer, perplexity): base, revision, remote code, method.
+    """How a variant's model is loaded and asked (infer, perplexity): base, revision, remote code,
+    method, prompt format.
     Training hyperparameters are left out: a retrained stage reaches inference as a changed input,
     and the base stage does not depend on them."""
 
@@ -37,6 +38,10 @@ class LoadingSettings(Settings):
     trust_remote_code: bool
     cache_dir: str | None
     method: str
+    # How prompts are rendered: inference renders the base and fewshot stages as training does.
+    chat_template: str | None
+    prompt_format: str
+    completion_format: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,6 @@ class SFTSettings(LoadingSettings):
     use_rslora: bool
     neftune_noise_alpha: float | None
     gradient_checkpointing: bool
-    chat_template: str | None
     max_length: int
     packing: bool
     max_truncated_share: float
@@ -99,6 +103,7 @@ class InferenceSettings(Settings):
     num_samples: int
     stages: list[str]
     fewshot_k: int
+    fewshot_shortest: float
     max_cut_share: float
     precision: str
 

@@ -2,7 +2,9 @@
 
 evaluation.good_enough ({metric, threshold}) is set before the run. A variant x stage clears it
 when the lower bound of its metric's 95% CI reaches the threshold; the decision names the cheapest
-stage that does, so a user fine-tunes only when asking the base model is not enough.
+that does, so a user fine-tunes only when asking the base model is not enough. Cost is the stage
+first (no training < a longer prompt < SFT < SFT and DPO), then the model's parameters (what every
+later prediction costs). A stage whose prompts cut the passage says so wherever it is ranked.
 """
 
 from __future__ import annotations
@@ -45,19 +47,47 @@ def mark_good_enough(metrics: pd.DataFrame, good_enough: GoodEnough | None) -> p
     return marked
 
 
+def cost_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows from cheapest to dearest: by stage, then by the model's parameters (when recorded)."""
+    params = rows["model_params"] if "model_params" in rows else pd.Series(0, index=rows.index)
+    keyed = rows.assign(_stage=rows["stage"].map(STAGE_COST).fillna(9), _params=params.fillna(0))
+    return keyed.sort_values(["_stage", "_params"], kind="stable").drop(
+        columns=["_stage", "_params"]
+    )
+
+
 def cheapest_good_enough(marked: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the cheapest stage that clears the threshold (one per variant that does)."""
+    """The rows of the cheapest stage that clears the threshold (one per variant that does),
+    smallest model first."""
     if "good_enough" not in marked:
         return marked.iloc[0:0]
     cleared = marked[marked["good_enough"].fillna(False).astype(bool)]
     if cleared.empty:
         return cleared
     cost = cleared["stage"].map(STAGE_COST)
-    return cleared[cost == cost.min()]
+    return cost_order(cleared[cost == cost.min()])
+
+
+def _value(row: pd.Series, column: str) -> float | None:
+    value = row.get(column)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def passage_seen(row: pd.Series) -> str:
+    """How much of the passages a row's stage saw, e.g. `100%` or `71%, cut in 40% of rows`."""
+    seen, cut = _value(row, "text_seen"), _value(row, "text_cut_share")
+    if seen is None:
+        return "-"
+    return f"{seen:.0%}" + (f", cut in {cut:.0%} of rows" if cut else "")
+
+
+def parameters(row: pd.Series) -> str:
+    params = _value(row, "model_params")
+    return "-" if params is None else f"{params / 1e6:.1f}"
 
 
 def decision_markdown(marked: pd.DataFrame, good_enough: GoodEnough | None) -> str:
-    """results/eval/decision.md: per variant x stage whether it clears, and the cheapest stage."""
+    """results/eval/decision.md: per variant x stage whether it clears, and the cheapest one."""
     lines = ["# Is it good enough?", ""]
     if not is_set(good_enough):
         lines += [
@@ -72,16 +102,19 @@ def decision_markdown(marked: pd.DataFrame, good_enough: GoodEnough | None) -> s
         f"Definition set before the run: the lower bound of the 95% CI (groups resampled) of "
         f"**{metric}** is at least **{threshold:g}**.",
         "",
-        f"| variant | stage | {metric} | 95% CI | good enough |",
-        "|---|---|---|---|---|",
+        "`passage seen`: the mean share of each test passage's tokens in its prompt; a stage "
+        "whose prompts had to cut passages to fit the model's context was judged on less text.",
+        "",
+        f"| variant | stage | parameters (M) | {metric} | 95% CI | passage seen | good enough |",
+        "|---|---|---|---|---|---|---|",
     ]
     rows = marked[marked["good_enough"].notna()]
     rows = rows.assign(_cost=rows["stage"].map(STAGE_COST).fillna(9))
     for _, row in rows.sort_values(["variant", "_cost"], kind="stable").iterrows():
         verdict = "yes" if row["good_enough"] else "no"
         lines.append(
-            f"| {row['variant']} | {row['stage']} | {row['value']:.3f} | "
-            f"{row['ci_low']:.3f} to {row['ci_high']:.3f} | {verdict} |"
+            f"| {row['variant']} | {row['stage']} | {parameters(row)} | {row['value']:.3f} | "
+            f"{row['ci_low']:.3f} to {row['ci_high']:.3f} | {passage_seen(row)} | {verdict} |"
         )
     lines.append("")
     best = cheapest_good_enough(marked)
@@ -93,11 +126,20 @@ def decision_markdown(marked: pd.DataFrame, good_enough: GoodEnough | None) -> s
             "they stand."
         )
     else:
-        stage = best["stage"].iloc[0]
-        variants = ", ".join(best["variant"].astype(str))
+        first = best.iloc[0]
+        stage = first["stage"]
+        variants = ", ".join(f"{r['variant']} ({parameters(r)} M)" for _, r in best.iterrows())
         name = STAGE_NAMES.get(stage, stage)
         lines.append(
-            f"**The cheapest stage that is good enough: {stage}** ({name}), "
-            f"variant(s) {variants}. Stages are ordered by cost: base < fewshot < sft < dpo."
+            f"**The cheapest that is good enough: {first['variant']} at stage {stage}** ({name}); "
+            f"at this stage: {variants}. Cost is ordered by stage (base < fewshot < sft < dpo), "
+            "then by the model's parameters (M)."
         )
+        cut = _value(first, "text_cut_share")
+        if cut:
+            lines += [
+                "",
+                f"Note: its prompts cut the passage to fit the model's context in {cut:.0%} of "
+                f"rows (passage seen: {passage_seen(first)}); its score is for shortened texts.",
+            ]
     return "\n".join(lines) + "\n"

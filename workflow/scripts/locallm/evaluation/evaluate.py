@@ -96,6 +96,7 @@ def evaluate_model(
         seed=seed,
     )
     metrics = metric_rows(point, intervals, len(predictions), variant=variant, stage=stage)
+    metrics = metrics.assign(**prompt_coverage(predictions))
     names = [*labels, UNMATCHED_NAME]
     cm = confusion(gold, predicted, len(labels))
     counts = pd.DataFrame(
@@ -117,6 +118,31 @@ def evaluate_model(
     reliability.insert(0, "stage", stage)
     reliability.insert(0, "variant", variant)
     return metrics, counts, reliability
+
+
+def prompt_coverage(predictions: pd.DataFrame) -> dict[str, float]:
+    """How much of the passages one variant x stage saw, and its model's size, for metrics.tsv:
+    `text_seen` (mean share of each passage's tokens in its prompt), `text_cut_share` (share of
+    rows whose passage was cut to fit the context) and `model_params`. Empty for predictions
+    written before these were recorded."""
+    coverage = {}
+    if "text_seen" in predictions:
+        coverage["text_seen"] = float(predictions["text_seen"].mean())
+    if "text_cut" in predictions:
+        coverage["text_cut_share"] = float(predictions["text_cut"].astype(bool).mean())
+    if "model_params" in predictions:
+        coverage["model_params"] = int(predictions["model_params"].iloc[0])
+    return coverage
+
+
+def model_label(row: pd.Series) -> str:
+    """`variant / stage`, with the share of rows whose passage was cut when any was: a stage that
+    saw less of the text is never shown beside the others as if it saw all of it."""
+    label = f"{row['variant']} / {row['stage']}"
+    cut = row.get("text_cut_share")
+    if cut is not None and pd.notna(cut) and cut > 0:
+        label += f" (passage cut in {cut:.0%})"
+    return label
 
 
 def baseline_rows(
@@ -172,7 +198,7 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
 def plot_comparison(metrics: pd.DataFrame) -> plt.Figure:
     """Headline metrics with 95% CIs per variant x stage; baselines as vertical lines."""
     models = metrics[metrics["variant"] != "baseline"]
-    models = models.assign(model=models["variant"] + " / " + models["stage"])
+    models = models.assign(model=models.apply(model_label, axis=1))
     baselines = metrics[metrics["variant"] == "baseline"]
     names = list(dict.fromkeys(models["model"]))
     fig, axes = plt.subplots(

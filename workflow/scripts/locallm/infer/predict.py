@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from locallm.logs import get_logger, warn
 from locallm.model.facts import context_length
 from locallm.tables import read_table, write_table
 from locallm.task.context import fit_prompt, prompt_tokens, render_prompt
+from locallm.task.formats import apply_prompt_format
 
 log = get_logger(__name__)
 
@@ -108,6 +110,26 @@ def answer_tokens(
     return settings["max_new_tokens"]
 
 
+@dataclass(frozen=True)
+class FittedRows:
+    """Each row's chat messages fitted into the context, with what the fitting did per row."""
+
+    conversations: list[list[dict]]
+    text_cut: np.ndarray  # the row's own passage was cut
+    text_seen: np.ndarray  # the share of its passage's tokens the prompt holds
+    examples_cut: np.ndarray  # a few-shot example's text was cut
+    prompt_tokens: np.ndarray
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The columns each prediction row carries."""
+        return {
+            "text_cut": self.text_cut,
+            "text_seen": self.text_seen,
+            "examples_cut": self.examples_cut,
+            "prompt_tokens": self.prompt_tokens,
+        }
+
+
 def fit_to_context(
     model,
     tokenizer,
@@ -115,36 +137,43 @@ def fit_to_context(
     task: dict[str, Any],
     examples: Sequence[dict[str, Any]],
     settings: dict[str, Any],
-) -> tuple[list[list[dict]], np.ndarray, np.ndarray]:
-    """Each row's chat messages, cut to fit the model's context less the answer's tokens.
-
-    Returns (conversations, cut flags, prompt token counts). A model whose config names no
-    context length is not cut (a warning says so).
-    """
+) -> FittedRows:
+    """Each row's chat messages, cut to fit the model's context less the answer's tokens (the
+    examples' texts before the row's passage). A model whose config names no context length is
+    not cut (a warning says so)."""
     from locallm.task.prompts import build_prompt
 
     labels = task["labels"] if task["kind"] == "classify" else []
     context = context_length(model.config) if hasattr(model, "config") else None
+    none = np.zeros(len(rows), dtype=bool)
     if context is None:
         warn(log, "the model's config names no context length; prompts are not cut to fit")
         conversations = [build_prompt(row, task, examples) for row in rows]
         lengths = np.array([prompt_tokens(tokenizer, c) for c in conversations], dtype=int)
-        return conversations, np.zeros(len(rows), dtype=bool), lengths
+        return FittedRows(conversations, none, np.ones(len(rows)), none, lengths)
     if not rows:
-        return [], np.zeros(0, dtype=bool), np.zeros(0, dtype=int)
+        return FittedRows([], none, np.ones(0), none, np.zeros(0, dtype=int))
     reserve = answer_tokens(tokenizer, build_prompt(rows[0], task, examples), labels, settings)
     fitted = [fit_prompt(row, task, examples, tokenizer, context - reserve) for row in rows]
-    cut = np.array([f[1] for f in fitted], dtype=bool)
-    share = cut.mean()
-    message = (
-        f"{int(cut.sum())} of {len(rows)} prompts had document text cut to fit the context of "
-        f"{context} tokens less {reserve} for the answer"
+    result = FittedRows(
+        conversations=[f.conversation for f in fitted],
+        text_cut=np.array([f.cut for f in fitted], dtype=bool),
+        text_seen=np.array([f.seen for f in fitted], dtype=float),
+        examples_cut=np.array([f.examples_cut for f in fitted], dtype=bool),
+        prompt_tokens=np.array([f.tokens for f in fitted], dtype=int),
     )
-    if share > settings["max_cut_share"]:
+    cut = result.text_cut
+    message = (
+        f"{int(cut.sum())} of {len(rows)} prompts had the passage cut to fit the context of "
+        f"{context} tokens less {reserve} for the answer (mean share of the passage seen "
+        f"{result.text_seen.mean():.1%}); {int(result.examples_cut.sum())} had a few-shot "
+        "example's text cut"
+    )
+    if cut.mean() > settings["max_cut_share"]:
         warn(log, f"{message} (above inference.max_cut_share {settings['max_cut_share']})")
     else:
         log.info(message)
-    return [f[0] for f in fitted], cut, np.array([f[2] for f in fitted])
+    return result
 
 
 def generation_settings(
@@ -182,7 +211,7 @@ def infer_shard(
     Given `examples_table` (the train split: stage fewshot), every prompt starts with the same
     inference.fewshot_k solved examples per label, drawn with the seed; their doc_ids are recorded.
     """
-    from locallm.model.loading import load_stage_model, resolve_base_path
+    from locallm.model.loading import load_stage_model, parameter_count, resolve_base_path
     from locallm.model.precision import inference_dtype
     from locallm.task.prompts import fewshot_examples
 
@@ -195,6 +224,7 @@ def infer_shard(
         examples = fewshot_examples(
             read_table(examples_table), task, settings["fewshot_k"], seed,
             exclude=everything["doc_id"].astype(str).tolist(),
+            shortest=settings["fewshot_shortest"],
         )  # fmt: skip
         log.info("few-shot examples (doc_id): %s", ", ".join(examples["doc_id"].astype(str)))
     log.info("%s/%s shard %d: %d rows from %s", variant, stage, shard, len(rows), table)
@@ -207,12 +237,17 @@ def infer_shard(
         log.info("inference in %s (inference.precision %s)", dtype, settings["precision"])
         model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir, dtype=dtype)
         model.eval()
-        conversations, cut, n_tokens = fit_to_context(
+        # A trained stage's tokenizer already holds the format its data was tokenized in.
+        kind = apply_prompt_format(tokenizer, model_settings)
+        log.info("prompt format: %s", kind)
+        fitted = fit_to_context(
             model, tokenizer, rows.to_dict("records"), task, examples.to_dict("records"), settings
         )
         labels = task["labels"] if task["kind"] == "classify" else []
-        predicted = predict(model, tokenizer, conversations, settings, labels, seed)
-        predicted["text_cut"], predicted["prompt_tokens"] = cut, n_tokens
+        predicted = predict(model, tokenizer, fitted.conversations, settings, labels, seed)
+        predicted = predicted.assign(**fitted.columns())
+        # What the run cost grows with: the model's size (counted as loaded, adapters included).
+        predicted["model_params"] = parameter_count(model)
         predictions = pd.concat([predictions, predicted], axis=1)
         unmatched = int(predictions["unmatched"].sum())
         if unmatched:

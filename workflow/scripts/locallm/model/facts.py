@@ -66,3 +66,14 @@ def has_chat_template(model_dir: Path) -> bool:
         return True
     config = model_dir / "tokenizer_config.json"
     return config.exists() and bool(json.loads(config.read_text()).get("chat_template"))
+
+
+def base_licence(base: str, base_dir: str | Path | None) -> str | None:
+    """The licence of a variant's base: the catalogue's for a built-in, else its model card's."""
+    from locallm.model.sources import BUILTIN_WHEELS
+
+    if base in BUILTIN_WHEELS:
+        return BUILTIN_WHEELS[base].licence
+    if base_dir and Path(base_dir).is_dir():
+        return model_card_licence(Path(base_dir))
+    return None

@@ -20,6 +20,21 @@ from locallm.tables import atomic_dir, write_json
 log = get_logger("gguf_bases")
 
 
+# Architectures whose GGUF names a sliding window but not which layers use it: every n-th layer
+# attends to the whole context, the others to the window (transformers' Gemma3TextConfig default
+# `sliding_window_pattern` 6, which its GGUF loader and llama.cpp's gemma3 both use).
+GGUF_GLOBAL_LAYER_EVERY = {"gemma3": 6}
+
+
+def gguf_sliding_attention(arch: str, window: Any, layers: int) -> dict[str, int]:
+    """`sliding_window` and `sliding_layers` of a GGUF's model (nothing when it has no window)."""
+    if not isinstance(window, int) or not window:
+        return {}
+    every = GGUF_GLOBAL_LAYER_EVERY.get(arch)
+    sliding = layers - layers // every if every else layers
+    return {"sliding_window": window, "sliding_layers": sliding}
+
+
 def _field(reader, key: str) -> Any:
     field = reader.fields.get(key)
     return None if field is None else field.contents()
@@ -65,9 +80,10 @@ def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
             head_dim=arch_field("attention.key_length") or hidden // heads,
             tie_word_embeddings=not any(t.name == "output.weight" for t in reader.tensors),
             context_length=arch_field("context_length"),
+            # The tensors' count is exact where the rule's is not (Gemma's extra norms).
+            counted_params=params,
+            **gguf_sliding_attention(arch, arch_field("attention.sliding_window"), dims[2]),
         )
-        if shape.params != params:
-            log.info("%s: shape rule %d parameters, tensors %d", path, shape.params, params)
     else:
         # No LLaMA-style widths: build the model transformers would read from it on the meta device.
         shape = shape_from_meta(path.parent, gguf_file=path.name)
@@ -136,7 +152,7 @@ def convert_gguf(gguf: str | os.PathLike, output: str | os.PathLike, threads: in
     )
     model, tokenizer = load_gguf(gguf)
     if not tokenizer.chat_template:
-        log.warning("%s has no chat template: set training.chat_template", gguf)
+        log.info("%s has no chat template: a base model, asked in training.completion_format", gguf)
     distinct_pad(tokenizer)
     plain = plain_copy(model)
     plain.config.pad_token_id = tokenizer.pad_token_id

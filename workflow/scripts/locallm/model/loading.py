@@ -8,6 +8,7 @@ they were trained on.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,3 +227,13 @@ def load_stage_model(
     if not trainable:
         model.eval()
     return model, tokenizer
+
+
+def parameter_count(model) -> int:
+    """Parameters of a loaded model as its checkpoint counts them (a 4-bit weight is packed two to
+    a byte, so its quantization state's shape counts, not the packed tensor); adapters included."""
+    total = 0
+    for parameter in model.parameters():
+        state = getattr(parameter, "quant_state", None)
+        total += math.prod(state.shape) if state is not None else parameter.numel()
+    return total

@@ -128,8 +128,9 @@ def estimate_training(
 def estimate_inference(
     shape: ModelShape, method: str, *, seq_len: int, batch_size: int, overhead_gb: float = 1.0
 ) -> Estimate:
-    """GPU memory of batched inference: weights, the KV cache (bf16) and the last logits."""
-    kv_cache = 2 * shape.num_layers * batch_size * seq_len * shape.num_kv_heads * shape.head_dim
+    """GPU memory of batched inference: weights, the KV cache (bf16; a sliding-window layer keeps
+    only its window) and the last logits."""
+    kv_cache = 2 * batch_size * shape.kv_tokens(seq_len) * shape.num_kv_heads * shape.head_dim
     return Estimate(
         params=shape.params,
         trained_params=0,

@@ -24,12 +24,30 @@ from locallm.model.memory import gpu_resources
 from locallm.model.shape import ModelShape, shape_from_config, shape_from_tiny
 from locallm.model.sources import BUILTIN_WHEELS, gguf_source, is_gguf_base
 from locallm.tables import write_tsv
+from locallm.task.formats import format_kind
 
 log = get_logger("preflight")
 
 # The column of the tokenize rule's length report (tokenization.length_report) with the longest
 # example of each split.
 LONGEST_COLUMN = "max"
+COLUMNS = [
+    "variant",
+    "base",
+    "method",
+    "params_M",
+    "context",
+    "max_length",
+    "longest_example",
+    "attention",
+    "kind",
+    "format",
+    "licence",
+    "gpus",
+    "gpu_mem_GB",
+    "fits",
+    "note",
+]
 
 
 def model_facts(model_dir: Path) -> dict[str, Any]:
@@ -97,6 +115,11 @@ def variant_row(
     row = {"variant": variant, "base": settings["base"], "method": settings["method"]}
     facts = base_facts(settings, config["model"]["tiny"])
     if facts is None:
+        if settings["base"] in BUILTIN_WHEELS:
+            # The catalogue knows a built-in's kind and licence before its files are here.
+            spec = BUILTIN_WHEELS[settings["base"]]
+            instruct = spec.kind == "instruct"
+            row.update(kind=spec.kind, format=format_kind(settings, instruct), licence=spec.licence)
         rule = "fetch_builtin" if settings["base"] in BUILTIN_WHEELS else "fetch_base"
         return {**row, "note": f"not fetched yet: run the {rule} rule on the login node"}
     shape: ModelShape | None = facts["shape"]
@@ -107,7 +130,10 @@ def variant_row(
             "max_length": settings["max_length"],
             # Known once tokenize has run for the variant.
             "longest_example": (lengths and longest_tokenized(lengths)) or "-",
+            "attention": shape.attention if shape is not None else "-",
             "kind": "instruct" if facts["chat_template"] else "base",
+            # What every stage (zero-shot, few-shot, SFT, DPO) renders its prompts as.
+            "format": format_kind(settings, facts["chat_template"]),
             "licence": facts["licence"] or "not stated",
         }
     )
@@ -143,7 +169,9 @@ def preflight_table(
             # Printed at DAG time: a bad base must not stop `snakemake -n`; its rules say more.
             base = variant_settings(config, variant)["base"]
             rows.append({"variant": variant, "base": base, "note": str(error)})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # One column order whichever variant's row came first (an unfetched base has fewer facts).
+    return table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
 
 
 def check_fit(table: pd.DataFrame, hpc: dict[str, Any]) -> None:
@@ -160,9 +188,15 @@ def check_fit(table: pd.DataFrame, hpc: dict[str, Any]) -> None:
 
 def format_preflight(table: pd.DataFrame) -> str:
     """The table as aligned text, for the terminal."""
-    return "pre-flight (read from the models' files, no weights loaded):\n" + table.to_string(
-        index=False, na_rep="-"
+    text = table.to_string(index=False, na_rep="-")
+    note = (
+        "format: how every stage of the variant (zero-shot, few-shot, SFT, DPO) renders prompts: "
+        "`chat` through the chat template, `completion` as plain text in "
+        "training.completion_format (a base model)"
     )
+    if "format" not in table:
+        note = ""
+    return "pre-flight (read from the models' files, no weights loaded):\n" + text + "\n" + note
 
 
 def write_preflight(

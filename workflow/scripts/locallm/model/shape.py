@@ -33,6 +33,24 @@ class ModelShape:
     # The dtype the checkpoint's weights are stored in (config.json `dtype`), which is what passes
     # through host memory while the model loads.
     checkpoint_dtype: str = "float32"
+    # Sliding-window attention (Gemma 3, Mistral): `sliding_layers` of the layers attend to the last
+    # `sliding_window` tokens only, so their KV cache stops growing there.
+    sliding_window: int | None = None
+    sliding_layers: int = 0
+
+    def kv_tokens(self, seq_len: int) -> int:
+        """Tokens held in the KV cache, summed over layers, for a sequence of `seq_len` tokens."""
+        if not self.sliding_window:
+            return self.num_layers * seq_len
+        window = min(seq_len, self.sliding_window)
+        return self.sliding_layers * window + (self.num_layers - self.sliding_layers) * seq_len
+
+    @property
+    def attention(self) -> str:
+        """How the layers attend, for the pre-flight table."""
+        if not self.sliding_window or not self.sliding_layers:
+            return "full"
+        return f"sliding {self.sliding_window} on {self.sliding_layers}/{self.num_layers} layers"
 
     @property
     def layer_linear_params(self) -> int:
@@ -106,6 +124,7 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
             context_length=context_length(config),
             checkpoint_dtype=config.get("dtype") or config.get("torch_dtype") or "float32",
+            **sliding_attention(config),
         )
     except KeyError as missing:
         raise ValueError(
@@ -113,6 +132,19 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
             "use shape_from_meta() for other architectures"
         ) from None
     return shape
+
+
+def sliding_attention(config: dict[str, Any]) -> dict[str, int]:
+    """`sliding_window` and `sliding_layers` from a config.json (its `layer_types` list, as Gemma 3
+    and transformers 5 write it; a window without that list applies to every layer)."""
+    window = config.get("sliding_window")
+    if not window:
+        return {}
+    types = config.get("layer_types")
+    layers = config["num_hidden_layers"]
+    if types is not None:
+        layers = sum(kind == "sliding_attention" for kind in types)
+    return {"sliding_window": int(window), "sliding_layers": layers}
 
 
 def shape_from_tiny(tiny: dict[str, Any]) -> ModelShape:
@@ -194,4 +226,5 @@ def shape_from_meta(
         counted_params=sum(p.numel() for p in model.parameters()),
         counted_linear_params=linear_params,
         counted_linear_in_out=linear_in_out,
+        **sliding_attention(config.to_dict()),
     )

@@ -5,13 +5,13 @@ Face Hub metadata header, the training settings, test metrics with CIs, intended
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from locallm.model.facts import model_card_licence
+from locallm.model.facts import base_licence
+from locallm.model.sources import BUILTIN_WHEELS
 from locallm.report.run_files import (
     RUN_INFO,
     Run,
@@ -105,9 +105,22 @@ def data_card_markdown(run: Run) -> str:
 def _licence(info: dict[str, Any]) -> str:
     if info.get("base") == "builtin:tiny":
         return "other"
-    base_dir = info.get("base_path")
-    found = model_card_licence(Path(base_dir)) if base_dir and Path(base_dir).is_dir() else None
-    return found or "other"
+    return base_licence(info.get("base"), info.get("base_path")) or "other"
+
+
+def _terms_notice(base: str | None) -> list[str]:
+    """The notice a base under its own terms asks derivatives to carry (Gemma's section 3.1)."""
+    spec = BUILTIN_WHEELS.get(base)
+    if spec is None or spec.terms_url is None:
+        return []
+    return [
+        f"## Licence of the base: {spec.licence}",
+        "",
+        f"The base `{base}` is provided under and subject to its own terms ({spec.terms_url}); "
+        "this adapter is a model derivative of it, and whoever shares or uses it must follow "
+        "those terms and pass them on.",
+        "",
+    ]
 
 
 def model_card_markdown(run: Run, variant: str, stage: str) -> str:
@@ -196,6 +209,7 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
         "individuals. Its errors follow the training data (see the data card); a stage whose "
         "metrics equal the majority baseline has learned nothing usable.",
         "",
+        *_terms_notice(info.get("base")),
         "Written by the `report` rule from "
         + ", ".join(
             f"`{p}`" for p in [f"{run.models[variant, stage]}/{RUN_INFO}", run.metrics] if p

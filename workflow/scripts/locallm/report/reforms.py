@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from locallm.model.facts import base_licence
 from locallm.report.reforms_items import AUTHOR_HINTS, ITEMS, MODULES
 from locallm.report.run_files import (
     RUN_INFO,
@@ -150,6 +151,8 @@ def _models(run: Run) -> str:
                 "method": info.get("method"),
                 "base": info.get("base"),
                 "base fingerprint": info.get("base_fingerprint"),
+                "base licence": base_licence(info.get("base"), info.get("base_path"))
+                or "not stated",
                 "steps": info.get("steps"),
                 "trainable params": info.get("trainable_parameters"),
                 "total params": info.get("total_parameters"),
@@ -262,7 +265,9 @@ def _metrics(run: Run) -> str:
         + markdown_table(
             metric_table(run, ["accuracy", "accuracy_over_majority", "macro_f1", "cohen_kappa"])
         )
-        + "\n\n"
+        + "\n\n`passage seen`: the mean share of each test passage's tokens in its prompt (and "
+        "the share of rows whose passage was cut to fit the model's context); a stage that saw "
+        "less of the text is compared knowing it (columns `text_seen`, `text_cut_share`).\n\n"
         + cite(run.metrics)
         + "\n\n"
         + AUTHOR

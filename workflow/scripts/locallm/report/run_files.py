@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from locallm.evaluation.decision import passage_seen
+
 RUN_INFO = "run_info.json"
 
 
@@ -142,7 +144,12 @@ def metric_table(run: Run, metric_names: list[str] | None = None) -> pd.DataFram
             for v, lo, hi in zip(metrics.value, metrics.ci_low, metrics.ci_high, strict=True)
         ]
     )
-    return shown[["variant", "stage", "metric", "estimate", "n"]]
+    columns = ["variant", "stage", "metric", "estimate", "n"]
+    if "text_seen" in metrics:
+        # A stage whose prompts cut the passages was judged on less text: said beside its scores.
+        shown["passage seen"] = [passage_seen(row) for _, row in metrics.iterrows()]
+        columns.append("passage seen")
+    return shown[columns]
 
 
 def sources(run: Run) -> str:

@@ -2,12 +2,15 @@
 
 A prompt longer than the model's positions crashes some architectures (GPT-2's learned position
 table) and silently degrades others. Only the `text` field of the rows is cut: the instruction,
-metadata fields, the few-shot examples' answers and the room kept for the answer stay whole.
+metadata fields, the few-shot examples' answers and the room kept for the answer stay whole. The
+passage asked about is cut last, and how much of it the prompt holds is recorded (FittedPrompt),
+so a stage that saw less of the text is never compared as if it saw all of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from locallm.task.prompts import build_prompt, prompt_columns
@@ -41,17 +44,45 @@ def equal_share_cap(lengths: Sequence[int], available: int) -> int:
     return max(lengths, default=0)
 
 
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A row's prompt fitted into the context, and how much of its passage the model sees."""
+
+    conversation: list[dict]
+    tokens: int
+    passage_tokens: int  # the row's own text, tokenized
+    passage_kept: int  # of which the prompt holds this many
+    examples_cut: bool = False
+
+    @property
+    def cut(self) -> bool:
+        """True when the row's own passage was cut (the examples' texts do not count)."""
+        return self.passage_kept < self.passage_tokens
+
+    @property
+    def seen(self) -> float:
+        """The share of the passage's tokens in the prompt (1.0: whole)."""
+        return self.passage_kept / self.passage_tokens if self.passage_tokens else 1.0
+
+
+# Below this many tokens a few-shot example shows little more than its answer; rather than empty
+# the examples, the row's passage is then cut alongside them (and the cut recorded).
+EXAMPLE_MIN_TOKENS = 32
+
+
 def fit_prompt(
     row: Mapping[str, Any],
     task: dict[str, Any],
     examples: Sequence[Mapping[str, Any]],
     tokenizer,
     budget: int,
-) -> tuple[list[dict], bool, int]:
-    """The row's chat messages in at most `budget` tokens; whether a text was cut; its tokens.
+) -> FittedPrompt:
+    """The row's chat messages in at most `budget` tokens (the context less the answer's).
 
-    The budget is the context minus the tokens kept for the answer. The texts of the row and of
-    the few-shot examples share what the fixed parts leave, cut from their ends.
+    The passage asked about comes first: the few-shot examples' texts give way before it, sharing
+    what the fixed parts and the whole passage leave (short examples stay whole). Only when that
+    would leave the examples under EXAMPLE_MIN_TOKENS are the passage and the examples cut to an
+    equal share. Texts are cut from their ends; instruction, answers and template stay whole.
     """
     records = [*examples, row]
 
@@ -69,11 +100,13 @@ def fit_prompt(
                 f"model's context less the answer ({budget} tokens), and task.prompt has no "
                 f"{{{TEXT_FIELD}}} field to cut; shorten task.prompt or inference.fewshot_k"
             )
-        return conversation, False, length
+        return FittedPrompt(conversation, length, 0, 0)
     texts = [str(r[TEXT_FIELD]) for r in records]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    passage = len(ids[-1])
     conversation, length = render(texts)
     if length <= budget:
-        return conversation, False, length
+        return FittedPrompt(conversation, length, passage, passage)
     _, fixed = render([""] * len(texts))
     if fixed >= budget:
         raise ValueError(
@@ -81,16 +114,43 @@ def fit_prompt(
             f"{fixed} tokens, the model's context less the answer is {budget}: shorten "
             "task.prompt or task.system_prompt, or lower inference.fewshot_k"
         )
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    cap = equal_share_cap([len(i) for i in ids], budget - fixed)
+    lengths = [len(i) for i in ids]
+    if examples and budget - fixed - passage > 0:
+        cap = equal_share_cap(lengths[:-1], budget - fixed - passage)
+        examples_only = [True] * len(examples) + [False]
+        fitted = _shrink(render, tokenizer, ids, texts, budget, cap, examples_only)
+        if fitted is not None and fitted[2] >= min(EXAMPLE_MIN_TOKENS, max(lengths[:-1])):
+            return FittedPrompt(fitted[0], fitted[1], passage, passage, examples_cut=True)
+    everything = [True] * len(texts)
+    fitted = _shrink(
+        render, tokenizer, ids, texts, budget, equal_share_cap(lengths, budget - fixed), everything
+    )
+    if fitted is None:
+        raise ValueError(
+            f"row doc_id {row.get('doc_id')!r}: cannot fit its prompt in {budget} tokens"
+        )
+    conversation, length, cap = fitted
+    return FittedPrompt(
+        conversation,
+        length,
+        passage,
+        min(passage, cap),
+        examples_cut=any(n > cap for n in lengths[:-1]),
+    )
+
+
+def _shrink(render, tokenizer, ids, texts, budget, cap, cuttable):
+    """(conversation, tokens, cap) with the `cuttable` texts cut to at most `cap` tokens, the
+    largest cap from `cap` down that fits `budget`; None when even cap 0 does not fit."""
     # Tokens merge differently across a cut and a join, so check the rendered length and retry.
     while cap >= 0:
         cut = [
-            tokenizer.decode(i[:cap]) if len(i) > cap else t
-            for i, t in zip(ids, texts, strict=True)
+            tokenizer.decode(i[:cap]) if may and len(i) > cap else t
+            for i, t, may in zip(ids, texts, cuttable, strict=True)
         ]
         conversation, length = render(cut)
         if length <= budget:
-            return conversation, True, length
-        cap -= max(1, (length - budget) // max(1, sum(len(i) > cap for i in ids)))
-    raise ValueError(f"row doc_id {row.get('doc_id')!r}: cannot fit its prompt in {budget} tokens")
+            return conversation, length, cap
+        over = sum(may and len(i) > cap for i, may in zip(ids, cuttable, strict=True))
+        cap -= max(1, (length - budget) // max(1, over))
+    return None

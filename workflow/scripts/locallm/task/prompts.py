@@ -6,6 +6,7 @@ asked the same question in both.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -139,15 +140,28 @@ def other_label(gold: str, labels: list[str], rng: np.random.Generator) -> str:
     return others[int(rng.integers(len(others)))]
 
 
+def shortest_rows(rows: pd.DataFrame, share: float, at_least: int) -> pd.DataFrame:
+    """The `share` of rows with the shortest texts (at least `at_least`; ties kept in order)."""
+    keep = max(at_least, math.ceil(share * len(rows)))
+    order = rows["text"].astype(str).str.len().sort_values(kind="stable").index
+    return rows.loc[order[:keep]]
+
+
 def fewshot_examples(
-    train: pd.DataFrame, task: dict[str, Any], k: int, seed: int, exclude: Sequence[str] = ()
+    train: pd.DataFrame,
+    task: dict[str, Any],
+    k: int,
+    seed: int,
+    exclude: Sequence[str] = (),
+    shortest: float = 1.0,
 ) -> pd.DataFrame:
     """Solved examples for few-shot prompts: k train rows per label, drawn with the seed.
 
     `train` is the train split, and rows whose doc_id is in `exclude` (the documents being asked
-    about) are never drawn, so no test document is ever an example. A generate task has no labels
-    to balance: k rows in all. The examples are shuffled so one label's are not all nearest the
-    question.
+    about) are never drawn, so no test document is ever an example. Each label's rows are drawn
+    from its `shortest` share of shortest texts, so the examples leave room for the passage asked
+    about. A generate task has no labels to balance: k rows in all. The examples are shuffled so
+    one label's are not all nearest the question.
     """
     pool = train[~train["doc_id"].astype(str).isin({str(d) for d in exclude})]
     if task["kind"] == "classify":
@@ -160,9 +174,11 @@ def fewshot_examples(
                     f"few-shot: label {label!r} has {len(rows)} train rows, fewer than "
                     f"inference.fewshot_k {k}",
                 )
+            rows = shortest_rows(rows, shortest, k)
             picked.append(rows.sample(n=min(k, len(rows)), random_state=seed))
         chosen = pd.concat(picked)
     else:
+        pool = shortest_rows(pool, shortest, k)
         chosen = pool.sample(n=min(k, len(pool)), random_state=seed)
     return chosen.sample(frac=1, random_state=seed).reset_index(drop=True)
 

@@ -18,6 +18,7 @@ import torch
 
 from locallm.logs import get_logger, warn
 from locallm.tables import atomic_dir, read_table, save_figure, write_tsv
+from locallm.task.formats import apply_prompt_format
 
 log = get_logger("tokenization")
 
@@ -243,12 +244,9 @@ def tokenize_splits(
 
     base_dir = local_model_dir(base_path, settings)
     tokenizer = load_tokenizer(base_dir, settings)
-    if settings["chat_template"]:
-        tokenizer.chat_template = settings["chat_template"]
-    if not tokenizer.chat_template:
-        raise ValueError(
-            f"the tokenizer of {base_path} has no chat template; set training.chat_template"
-        )
+    # Saved with the data below, so SFT, DPO and their stages' inference render alike.
+    kind = apply_prompt_format(tokenizer, settings)
+    log.info("prompt format: %s (training.prompt_format %s)", kind, settings["prompt_format"])
     context_length = context_length_of(base_dir)
     max_length = settings["max_length"]
     if context_length and max_length > context_length:
