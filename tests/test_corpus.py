@@ -222,6 +222,19 @@ def test_csv_record_over_max_field_lines_is_taken_for_an_unclosed_quote(tmp_path
     assert [r.fields["text"] for r in records] == ["ok", "bad\nthree\nfour", "six"]
 
 
+def test_csv_stray_quote_closed_inside_a_later_row_rejects_its_line_not_merges(tmp_path):
+    # Line 3's quote is closed by the one in line 4, followed by more text: a merged record in
+    # lenient parsing (5 rows written, 4 counted). Every written row must be accounted for.
+    path = write(tmp_path / "a.csv", 'id,text\n1,one\n2,"two\n3,"three\n4,four\n5,five\n')
+    kept, rejected, raws = ingest_all([path], corpus_settings(shards=1, id_column="id"))
+    assert raws == [5]
+    assert kept.text.tolist() == ["one", "four", "five"]
+    assert rejected.reason.tolist() == ["malformed_row", "malformed_row"]
+    assert rejected.detail[0].startswith(f"{path} line 3: a quoted field opened here")
+    assert "closes on line 4 with text after it" in rejected.detail[0]
+    assert rejected.detail[1].startswith(f"{path} line 4: a quoted field opened here is still open")
+
+
 def test_deeply_nested_json_line_is_a_reject_not_a_crash(tmp_path):
     deep = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"
     path = write(tmp_path / "a.jsonl", '{"text": "fine"}\n' + deep + "\n")

@@ -145,21 +145,43 @@ def read_txt(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
         yield RawRecord(source, index, line, {column: paragraph})
 
 
-def _quote_left_open(lines: list[str], delimiter: str) -> bool:
-    """True when these lines end inside a quoted field (strict parsing runs out of data)."""
+def _strict_error(lines: list[str], delimiter: str) -> str | None:
+    """What strict parsing finds wrong with these lines (a quote left open, or text after a
+    closing quote), else None."""
     try:
         list(csv.reader(lines, delimiter=delimiter, strict=True))
-    except csv.Error:
-        return True
-    return False
+    except csv.Error as error:
+        return str(error)
+    return None
+
+
+def _unclosed_quote(lines: list[str], start: int, end: int, delimiter: str, max_lines: int):
+    """Why the record on lines `start`..`end` (1-based) looks like an unclosed quote, or None.
+
+    A quoted cell may span lines, but not more than `max_lines`, not to the end of the file still
+    open, and not closing with text after the quote: that is a stray quote closed by one in a later
+    row, which would merge the rows between into one cell.
+    """
+    spanned = end - start + 1
+    if spanned > max_lines:
+        return f"runs over {spanned} lines (corpus.max_field_lines {max_lines})"
+    if spanned == 1:
+        return None  # a stray quote within one line is read as the csv module reads it
+    error = _strict_error(lines[start - 1 : end], delimiter)
+    if error is None:
+        return None
+    if end == len(lines) and "unexpected end of data" in error:
+        return "is still open at the end of the file"
+    return f"closes on line {end} with text after it ({error})"
 
 
 def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> Iterator[RawRecord]:
     """A CSV/TSV file with a header line; a row with the wrong number of fields is a problem.
 
-    A quoted field still open at the end of the file, or a record over `corpus.max_field_lines`
-    lines, is an unclosed quote: its first line becomes a `malformed_row` and reading starts again
-    on the line after it, so the rows the quote swallowed are read as rows.
+    A quoted field still open at the end of the file, one closed on a later line with text after
+    the closing quote, or a record over `corpus.max_field_lines` lines, is an unclosed quote: its
+    first line becomes a `malformed_row` and reading starts again on the line after it, so the
+    rows the quote swallowed are read as rows.
     """
     encoding, max_lines = settings["encoding"], settings["max_field_lines"]
     csv.field_size_limit(sys.maxsize)  # long documents in one cell are normal here
@@ -192,17 +214,8 @@ def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> I
             if not row:
                 continue  # a blank line is not a record
             where = f"{source} line {start}"
-            spanned = end_of_previous - start + 1
-            if spanned > max_lines or (
-                spanned > 1
-                and end_of_previous == len(lines)
-                and _quote_left_open(lines[start - 1 : end_of_previous], delimiter)
-            ):
-                how = (
-                    "is still open at the end of the file"
-                    if spanned <= max_lines
-                    else f"runs over {spanned} lines (corpus.max_field_lines {max_lines})"
-                )
+            how = _unclosed_quote(lines, start, end_of_previous, delimiter, max_lines)
+            if how is not None:
                 problem = (
                     "malformed_row",
                     f"{where}: a quoted field opened here {how}: an unclosed quote? "
