@@ -9,6 +9,7 @@ from locallm.config import (
     tokenization_settings,
     variant_settings,
     with_defaults,
+    yaml_problems,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +115,24 @@ def test_variants_that_tokenize_alike_share_a_tokenization_id():
     assert ids["r8"] == ids["r16"]  # LoRA rank and learning rate do not change the tokens
     assert len({ids["r8"], ids["short"], ids["unpacked"]}) == 3
     assert tokenization_settings(config, "short")["max_length"] == 128
+
+
+def test_yaml_duplicate_keys_and_yaml11_booleans_are_named_with_line_and_fix(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text(
+        "seed: 1\ncorpus:\n  fix_encoding: no\n  on: 2\n  encoding: 'yes'\nseed: 2\nok: true\n"
+    )
+    problems = yaml_problems(path)
+    assert problems == [
+        f"{path} line 3: 'no' is read as the boolean False (YAML 1.1); write false for a boolean, "
+        "or quote it ('no') for the text",
+        f"{path} line 4: 'on' is read as the boolean True (YAML 1.1); write true for a boolean, "
+        "or quote it ('on') for the text",
+        f"{path} line 6: key 'seed' appears again (first on line 1); YAML would keep only the "
+        "last value: remove one of them",
+    ]
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "smollm2.yaml"])
+def test_shipped_configs_have_no_duplicate_keys_or_yaml11_booleans(name):
+    assert yaml_problems(ROOT / "config" / name) == []

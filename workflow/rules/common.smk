@@ -13,13 +13,23 @@ if problem := installed_mismatch(workflow.basedir):
     raise WorkflowError(problem)
 
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
-from locallm.config import canonical
+from locallm.config import canonical, with_defaults, yaml_problems
 from locallm.config_checks import config_problems
 from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
 from locallm.model.preflight import format_preflight, preflight_table
 from locallm.scheduling import training_priority
 
+# Snakemake's YAML reading keeps the last of two equal keys and reads yes/no/on/off as booleans;
+# the config files are read again, strictly, so that neither passes unremarked.
+YAML_PROBLEMS = [p for path in workflow.configfiles for p in yaml_problems(path)]
+if YAML_PROBLEMS:
+    raise WorkflowError("invalid config file:\n  " + "\n  ".join(YAML_PROBLEMS))
+# One line naming the key; snakemake.utils.validate would print the whole schema with it.
+try:
+    with_defaults(config)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml")
 # Sorted keys at every level, so that params (compared by repr) change only when values change.
 _sorted_config = canonical(config)

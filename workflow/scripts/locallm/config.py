@@ -52,6 +52,62 @@ def with_defaults(config: dict[str, Any] | None = None) -> dict[str, Any]:
     return filled
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that notes duplicate keys and YAML 1.1 booleans instead of passing them."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.problems: list[tuple[int, str]] = []  # (line, problem)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                self.problems.append(
+                    (
+                        line,
+                        f"key {key_node.value!r} appears again (first on line {seen[key]}); "
+                        "YAML would keep only the last value: remove one of them",
+                    )
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_bool(self, node):
+        # YAML 1.1 (PyYAML, hence Snakemake) reads yes/no/on/off as booleans; YAML 1.2 and
+        # people do not, so a key `on:` or a value `no` would silently change meaning.
+        value = super().construct_yaml_bool(node)
+        if node.value.lower() not in ("true", "false"):
+            self.problems.append(
+                (
+                    node.start_mark.line + 1,
+                    f"{node.value!r} is read as the boolean {value} (YAML 1.1); write "
+                    f"{str(value).lower()} for a boolean, or quote it ('{node.value}') for the "
+                    "text",
+                )
+            )
+        return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:bool", _StrictLoader.construct_yaml_bool)
+
+
+def yaml_problems(path: str | Path) -> list[str]:
+    """Duplicate keys and YAML 1.1 booleans (yes/no/on/off) of a config file, each naming its line
+    and the fix; Snakemake's own reading keeps the last duplicate and turns those words into
+    booleans without a word."""
+    loader = _StrictLoader(Path(path).read_text())
+    try:
+        loader.get_single_data()
+    except yaml.YAMLError as error:
+        return [f"{path}: not valid YAML ({error})"]
+    finally:
+        loader.dispose()
+    return [f"{path} line {line}: {problem}" for line, problem in sorted(loader.problems)]
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and fill in defaults."""
     return with_defaults(yaml.safe_load(Path(path).read_text()) or {})
