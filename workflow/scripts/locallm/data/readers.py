@@ -145,6 +145,13 @@ def read_txt(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
         yield RawRecord(source, index, line, {column: paragraph})
 
 
+def _empty_file(source: str) -> RawRecord:
+    """An empty (or blank) CSV/TSV/JSONL file as one rejected record, so that it shows in the
+    rejects as an empty .txt file does, instead of adding nothing without a word."""
+    detail = f"{source} line 1: the file is empty (no header, no record)"
+    return RawRecord(source, 0, 1, None, ("empty_text", detail))
+
+
 def _strict_error(lines: list[str], delimiter: str) -> str | None:
     """What strict parsing finds wrong with these lines (a quote left open, or text after a
     closing quote), else None."""
@@ -185,9 +192,14 @@ def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> I
     """
     encoding, max_lines = settings["encoding"], settings["max_field_lines"]
     csv.field_size_limit(sys.maxsize)  # long documents in one cell are normal here
-    lines = io.StringIO(_decode(path, encoding), newline="").readlines()
+    text = _decode(path, encoding)
+    if not text.strip():
+        yield _empty_file(source)
+        return
+    lines = io.StringIO(text, newline="").readlines()
     header = next(csv.reader(lines[:1], delimiter=delimiter), None)
-    if header is None:
+    if not header:
+        yield RawRecord(source, 0, 1, None, ("malformed_row", f"{source} line 1: no header"))
         return
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
@@ -239,11 +251,25 @@ def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> I
         offset = restart
 
 
+class NotJson(ValueError):
+    """A value Python's json module reads but JSON does not allow."""
+
+
+def _not_json(name: str) -> float:
+    """Reject NaN and Infinity, which json.loads accepts as floats: they are not JSON, and an
+    infinite year or score would pass into metadata unremarked."""
+    raise NotJson(f"{name} is not a JSON value (write null for a missing value)")
+
+
 def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
     """A JSON Lines file: one object per non-blank line."""
     encoding = settings["encoding"]
+    text = _decode(path, encoding)
+    if not text.strip():
+        yield _empty_file(source)
+        return
     index = 0
-    for number, line in enumerate(_decode(path, encoding).split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue  # a blank line is not a record
         where = f"{source} line {number}"
@@ -251,7 +277,9 @@ def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
         fields = None
         if problem is None:
             try:
-                value = json.loads(line)
+                value = json.loads(line, parse_constant=_not_json)
+            except NotJson as error:
+                problem = ("malformed_row", f"{where}: {error}")
             except json.JSONDecodeError as error:
                 problem = ("malformed_row", f"{where}: not valid JSON ({error.msg})")
             except RecursionError:
