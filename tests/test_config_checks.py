@@ -103,3 +103,59 @@ def test_a_bad_prompt_stops_the_run_before_any_job(tmp_path):
     assert "config task.prompt 'Which party? {party}' has no {text}" in output
     assert "contains {party}, the task.label_column" in output
     assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "fine"),
+    [
+        ("macro_f1", 70, False),
+        ("accuracy", -0.1, False),
+        ("accuracy", 0.7, True),
+        ("cohen_kappa", -0.2, True),
+        ("cohen_kappa", -5, False),
+    ],
+)
+def test_a_good_enough_threshold_outside_its_metric_range_is_named(metric, threshold, fine):
+    good_enough = {"metric": metric, "threshold": threshold}
+    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw.setdefault("evaluation", {})["good_enough"] = good_enough
+    if fine:
+        assert config_problems(with_defaults(raw)) == []
+        return
+    try:
+        config = with_defaults(raw)
+    except ValueError as error:  # the schema bounds every metric to [-1, 1]
+        assert "evaluation.good_enough.threshold" in str(error)
+        return
+    assert config_problems(config) == [
+        f"config evaluation.good_enough.threshold {threshold} is outside [0, 1], the range of "
+        f"{metric}; write a share (0.70 for 70%)"
+    ]
+
+
+def test_a_prompt_field_reading_an_attribute_or_item_is_named():
+    found = problems(task={"prompt": "{text.__class__} {text[0]} {text}"})
+    assert found == [
+        "config task.prompt field(s) {text.__class__}, {text[0]} read an attribute or item of a "
+        "value; use plain column names like {text}"
+    ]
+
+
+def test_a_prompt_field_that_is_no_column_is_named_with_the_brace_hint():
+    found = problems(task={"prompt": 'Answer as {"label": ...} {text}'})
+    assert len(found) == 1
+    assert found[0].startswith('config task.prompt field {"label"} is no column')
+    assert 'or write {{"label"}} for literal braces' in found[0]
+    assert problems(task={"prompt": "{president} said: {text}"}) == []
+
+
+def test_a_base_in_an_existing_folder_that_does_not_exist_is_not_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    found = problems(model={"base": "models/mine"})
+    assert len(found) == 1
+    assert found[0].startswith("config base 'models/mine': no such folder")
+    assert "models/ exists here, so it is not taken for a Hub id" in found[0]
+    (tmp_path / "models" / "mine").mkdir()
+    assert problems(model={"base": "models/mine"}) == []
+    assert problems(model={"base": "HuggingFaceTB/SmolLM2-135M"}) == []

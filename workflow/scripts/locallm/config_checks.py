@@ -8,9 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from locallm.data.sources import corpus_paths, settings_problems
+from locallm.data.sources import RESERVED, corpus_paths, metadata_names, settings_problems
+from locallm.model.sources import missing_folder_problem
 from locallm.settings import split_fractions
-from locallm.task.prompts import label_problems, preference_problems, prompt_problems
+from locallm.task.prompts import (
+    label_problems,
+    preference_problems,
+    prompt_columns,
+    prompt_problems,
+)
+
+# Columns a prompt may name besides the corpus's metadata: ingest's own, then the filter's cluster
+# and the split's name.
+PROMPT_COLUMNS = (*RESERVED, "cluster", "split")
+# Metrics that are shares in [0, 1]; the others (kappa, alpha, accuracy over majority) go to -1.
+SHARE_METRICS = ("accuracy", "macro_f1")
 
 
 def config_problems(config: dict[str, Any]) -> list[str]:
@@ -23,6 +35,11 @@ def config_problems(config: dict[str, Any]) -> list[str]:
             problems.append(str(error))
     task = config["task"]
     problems += prompt_problems(task) + label_problems(task) + preference_problems(task)
+    problems += unknown_prompt_columns(config) + threshold_problems(config["evaluation"])
+    bases = [config["model"]["base"]] + [v.get("base") for v in config["variants"].values()]
+    problems += [
+        p for base in dict.fromkeys(bases) if base for p in [missing_folder_problem(base)] if p
+    ]
     try:
         fractions = split_fractions(config["split"])
     except ValueError as error:
@@ -34,3 +51,32 @@ def config_problems(config: dict[str, Any]) -> list[str]:
                 "give it a share or set evaluation.perplexity: false"
             )
     return problems
+
+
+def unknown_prompt_columns(config: dict[str, Any]) -> list[str]:
+    """A task.prompt field that is no column of the table prompts are built from."""
+    try:
+        fields = prompt_columns(config["task"])
+    except ValueError:
+        return []  # prompt_problems names an invalid template
+    known = [*PROMPT_COLUMNS, *metadata_names(config["corpus"])]
+    return [
+        f"config task.prompt field {{{field}}} is no column of the corpus table (it has: "
+        f"{', '.join(known)}); add it to corpus.metadata_columns, or write {{{{{field}}}}} for "
+        "literal braces (e.g. JSON in the prompt)"
+        for field in fields
+        if not field.isdigit() and field not in known
+    ]
+
+
+def threshold_problems(evaluation: dict[str, Any]) -> list[str]:
+    """evaluation.good_enough.threshold outside its metric's range (e.g. 70 for 0.70)."""
+    metric = evaluation["good_enough"]["metric"]
+    threshold = evaluation["good_enough"]["threshold"]
+    low = 0 if metric in SHARE_METRICS else -1
+    if threshold is None or low <= threshold <= 1:
+        return []
+    return [
+        f"config evaluation.good_enough.threshold {threshold} is outside [{low}, 1], the range "
+        f"of {metric}; write a share (0.70 for 70%)"
+    ]
