@@ -159,3 +159,23 @@ def test_a_base_in_an_existing_folder_that_does_not_exist_is_not_a_hub_id(tmp_pa
     (tmp_path / "models" / "mine").mkdir()
     assert problems(model={"base": "models/mine"}) == []
     assert problems(model={"base": "HuggingFaceTB/SmolLM2-135M"}) == []
+
+
+@pytest.mark.parametrize("name", ["base", "converted", "fetched"])
+def test_a_variant_named_like_a_workflow_folder_is_named_with_the_fix(name):
+    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw["variants"] = {name: {}}
+    assert config_problems(with_defaults(raw)) == [
+        f"config variants.{name}: {name!r} is a folder the workflow writes under results/models/ "
+        "(reserved: base, converted, fetched); give the variant another name"
+    ]
+
+
+@pytest.mark.parametrize("content", [b"not a gguf at all", b"GGUF\x03\x00\x00\x00"])
+def test_a_bogus_or_truncated_gguf_base_is_one_line_naming_it(tmp_path, content):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(content)
+    found = problems(model={"base": str(gguf)})
+    assert len(found) == 1
+    assert found[0].startswith(f"GGUF base {gguf}: not a readable GGUF file (")
+    assert found[0].endswith("it may be truncated or another format: download or copy it again")

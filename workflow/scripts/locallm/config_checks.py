@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from locallm.data.sources import RESERVED, corpus_paths, metadata_names, settings_problems
-from locallm.model.sources import missing_folder_problem
+from locallm.model.gguf_files import gguf_problem
+from locallm.model.sources import gguf_source, is_gguf_base, missing_folder_problem
 from locallm.settings import split_fractions
 from locallm.task.prompts import (
     label_problems,
@@ -21,6 +22,9 @@ from locallm.task.prompts import (
 # Columns a prompt may name besides the corpus's metadata: ingest's own, then the filter's cluster
 # and the split's name.
 PROMPT_COLUMNS = (*RESERVED, "cluster", "split")
+# Folders under results/models/ the workflow writes besides the variants' own (the bootstrapped
+# base, converted GGUF bases, fetch markers): a variant of that name would nest its outputs in them.
+RESERVED_VARIANT_NAMES = ("base", "converted", "fetched")
 # Metrics that are shares in [0, 1]; the others (kappa, alpha, accuracy over majority) go to -1.
 SHARE_METRICS = ("accuracy", "macro_f1")
 
@@ -36,10 +40,7 @@ def config_problems(config: dict[str, Any]) -> list[str]:
     task = config["task"]
     problems += prompt_problems(task) + label_problems(task) + preference_problems(task)
     problems += unknown_prompt_columns(config) + threshold_problems(config["evaluation"])
-    bases = [config["model"]["base"]] + [v.get("base") for v in config["variants"].values()]
-    problems += [
-        p for base in dict.fromkeys(bases) if base for p in [missing_folder_problem(base)] if p
-    ]
+    problems += variant_name_problems(config["variants"]) + base_problems(config)
     try:
         fractions = split_fractions(config["split"])
     except ValueError as error:
@@ -80,3 +81,26 @@ def threshold_problems(evaluation: dict[str, Any]) -> list[str]:
         f"config evaluation.good_enough.threshold {threshold} is outside [{low}, 1], the range "
         f"of {metric}; write a share (0.70 for 70%)"
     ]
+
+
+def variant_name_problems(variants: dict[str, Any]) -> list[str]:
+    """Variant names that clash with the workflow's own folders under results/models/."""
+    return [
+        f"config variants.{name}: {name!r} is a folder the workflow writes under results/models/ "
+        f"(reserved: {', '.join(RESERVED_VARIANT_NAMES)}); give the variant another name"
+        for name in variants
+        if name in RESERVED_VARIANT_NAMES
+    ]
+
+
+def base_problems(config: dict[str, Any]) -> list[str]:
+    """Bases that cannot be what they claim: a missing local folder, an unreadable GGUF file."""
+    bases = [config["model"]["base"]] + [v.get("base") for v in config["variants"].values()]
+    problems = []
+    for base in dict.fromkeys(b for b in bases if b):
+        problem = missing_folder_problem(base)
+        if problem is None and is_gguf_base(base):
+            problem = gguf_problem(gguf_source(base))
+        if problem is not None:
+            problems.append(problem)
+    return problems

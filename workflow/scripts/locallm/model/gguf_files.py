@@ -34,14 +34,37 @@ def gguf_facts(path: str | os.PathLike) -> dict[str, Any]:
     return dict(_gguf_facts(path.resolve(), stat.st_size, stat.st_mtime_ns))
 
 
+def gguf_reader(path: str | os.PathLike):
+    """gguf.GGUFReader of `path` (metadata and tensor index, no tensor read); a file that is not
+    GGUF or is cut short is a ValueError naming it, not the reader's bare unpacking error."""
+    from gguf import GGUFReader
+
+    try:
+        return GGUFReader(path)
+    except Exception as error:  # gguf raises ValueError, struct.error, IndexError... on bad bytes
+        raise ValueError(
+            f"GGUF base {path}: not a readable GGUF file ({type(error).__name__}: {error}); it may "
+            "be truncated or another format: download or copy it again"
+        ) from None
+
+
+def gguf_problem(path: str | os.PathLike) -> str | None:
+    """Why the GGUF file at `path` cannot be read (None when it can, or is not there yet)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        gguf_reader(path)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 @functools.lru_cache(maxsize=16)
 def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
     """gguf_facts, read once per file version (the DAG asks for it for every job's resources)."""
-    from gguf import GGUFReader
-
     from locallm.model.shape import ModelShape, shape_from_meta
 
-    reader = GGUFReader(path)
+    reader = gguf_reader(path)
     arch = _field(reader, "general.architecture")
     params = sum(int(tensor.n_elements) for tensor in reader.tensors)
 
