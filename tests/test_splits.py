@@ -269,3 +269,28 @@ def test_a_split_set_to_zero_may_be_empty(tmp_path):
         test=0.5,
     )
     assert splits["validation"].empty and len(splits["train"]) + len(splits["test"]) == 6
+
+
+def test_split_corpus_stores_a_metadata_column_typed_differently_per_shard_as_text(tmp_path):
+    # Shard 000 read `year` from JSONL (numbers), shard 001 from CSV (text): Parquet cannot hold a
+    # column of both, which used to stop the split with an ArrowTypeError.
+    docs = corpus(40)
+    first, second = docs.iloc[::2].copy(), docs.iloc[1::2].copy()
+    first["year"] = 1990
+    second["year"] = "1991"
+    write_table(first, tmp_path / "000.parquet")
+    write_table(second, tmp_path / "001.parquet")
+    write_table(NO_PAIRS, tmp_path / "duplicates.parquet")
+    outputs = {s: tmp_path / f"{s}.parquet" for s in ["train", "validation", "test"]}
+    split_corpus(
+        filtered=[tmp_path / "000.parquet", tmp_path / "001.parquet"],
+        duplicates=tmp_path / "duplicates.parquet",
+        settings=split_settings(stratify_by="party"),
+        task=task_settings(label_column="party", labels=["Democratic", "Republican"]),
+        seed=1,
+        outputs=outputs,
+        rejects=tmp_path / "rejects.parquet",
+        report=tmp_path / "report.tsv",
+    )
+    years = pd.concat([read_table(p) for p in outputs.values()]).year
+    assert sorted(set(years)) == ["1990", "1991"]

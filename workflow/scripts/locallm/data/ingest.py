@@ -50,18 +50,23 @@ log = get_logger(__name__)
 # --- ingest -----------------------------------------------------------------------------------
 
 
-def _uniform_metadata(kept: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Cast a metadata column that mixes types ("1990" from CSV, 1990 from JSONL) to str."""
+def uniform_metadata(table: pd.DataFrame, columns: list[str], where: str = "") -> pd.DataFrame:
+    """Cast a metadata column that mixes types ("1990" from CSV, 1990 from JSONL) to str.
+
+    Ingest does it per shard; the split does it again over all shards, where one shard's column
+    may be numbers and another's text (Parquet cannot hold both in one column).
+    """
     for column in columns:
-        types = {type(v) for v in kept[column] if not is_blank(v)}
+        types = {type(v) for v in table[column] if not is_blank(v)}
         if len(types) > 1:
             log.warning(
-                "metadata column %r mixes %s; stored as text",
+                "metadata column %r mixes %s%s; stored as text",
                 column,
                 sorted(t.__name__ for t in types),
+                where,
             )
-            kept[column] = [None if is_blank(v) else str(v) for v in kept[column]]
-    return kept
+            table[column] = [None if is_blank(v) else str(v) for v in table[column]]
+    return table
 
 
 def ingest_records(
@@ -124,7 +129,7 @@ def ingest_records(
             )
         log.info("%s: %d record(s) for this shard", path, raw - raw_before)
     columns = ["doc_id", "group_id", "text", *metadata, "source", "source_record", "chunk"]
-    kept = _uniform_metadata(pd.DataFrame(kept_rows, columns=columns), metadata)
+    kept = uniform_metadata(pd.DataFrame(kept_rows, columns=columns), metadata)
     kept = kept.astype(
         {
             "doc_id": str,

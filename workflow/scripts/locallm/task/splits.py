@@ -10,6 +10,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from locallm.data.ingest import uniform_metadata
+from locallm.data.sources import RESERVED
 from locallm.logs import get_logger, warn
 from locallm.settings import SPLITS, split_fractions
 from locallm.tables import read_table, read_tables, write_table, write_tsv
@@ -277,6 +279,8 @@ def split_corpus(
 ) -> None:
     """Rule split: label filter, group split, leakage check and removal, tables and report."""
     docs = read_tables(filtered)
+    metadata = [c for c in docs.columns if c not in RESERVED and docs[c].dtype == object]
+    docs = uniform_metadata(docs, metadata, " across shards")
     docs["doc_id"] = docs["doc_id"].astype(str)
     docs["group_id"] = docs["group_id"].astype(str)
     docs, rejected = filter_task_labels(docs, task)
