@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from locallm.config import (
     load_config,
     tokenization_id,
@@ -136,3 +137,35 @@ def test_yaml_duplicate_keys_and_yaml11_booleans_are_named_with_line_and_fix(tmp
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "smollm2.yaml"])
 def test_shipped_configs_have_no_duplicate_keys_or_yaml11_booleans(name):
     assert yaml_problems(ROOT / "config" / name) == []
+
+
+def test_a_typo_in_lr_scheduler_type_is_named_with_the_allowed_values():
+    with pytest.raises(ValueError, match=r"training\.lr_scheduler_type: 'cosin' is not one of"):
+        with_defaults({"training": {"lr_scheduler_type": "cosin"}})
+
+
+JSON_SCHEMA_WORDS = {
+    "type", "description", "default", "enum", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "items", "properties", "additionalProperties", "$ref", "minItems",
+    "maxItems", "pattern", "propertyNames", "minProperties", "unevaluatedProperties", "required",
+    "oneOf", "anyOf", "allOf", "not", "const", "$defs", "$schema", "title", "uniqueItems",
+    "minLength", "maxLength",
+}  # fmt: skip
+
+
+def test_no_schema_description_is_cut_at_a_comma_into_junk_keys():
+    # `{type: string, description: a, b}` in YAML is a description "a" and a key "b".
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    junk = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "type" in node or "description" in node:
+                leaf = path.rsplit(".", 1)[-1]
+                if leaf not in ("properties", "$defs"):
+                    junk.extend(f"{path}.{k}" for k in node if k not in JSON_SCHEMA_WORDS)
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+
+    walk(schema, "")
+    assert junk == []

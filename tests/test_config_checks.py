@@ -179,3 +179,50 @@ def test_a_bogus_or_truncated_gguf_base_is_one_line_naming_it(tmp_path, content)
     assert len(found) == 1
     assert found[0].startswith(f"GGUF base {gguf}: not a readable GGUF file (")
     assert found[0].endswith("it may be truncated or another format: download or copy it again")
+
+
+def files_config(tmp_path, files: dict[str, str], **corpus) -> dict:
+    """config/test.yaml reading `files` (name: content) from tmp_path, with these corpus keys."""
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw["corpus"] = {
+        "source": "files",
+        "paths": [str(tmp_path / "*")],
+        "metadata_columns": [],
+        **corpus,
+    }
+    raw["task"] = {**raw["task"], "label_column": None, "labels": []}
+    raw["split"] = {**raw.get("split", {}), "stratify_by": None}
+    return with_defaults(raw)
+
+
+def test_an_unknown_corpus_encoding_is_named_at_dag_time(tmp_path):
+    config = files_config(tmp_path, {"a.csv": "text\nx\n"}, encoding="utf-9")
+    assert config_problems(config) == [
+        "config corpus.encoding: 'utf-9' is not an encoding Python knows "
+        "(e.g. utf-8, latin-1, cp1252)"
+    ]
+
+
+def test_a_csv_header_naming_a_column_twice_is_named_at_dag_time(tmp_path):
+    config = files_config(tmp_path, {"a.csv": "text,year,year\nx,1,2\n"})
+    assert config_problems(config) == [
+        f"corpus file {tmp_path}/a.csv line 1: column(s) ['year'] appear twice in the header; "
+        "rename or remove one"
+    ]
+
+
+def test_a_derived_column_from_a_misspelled_column_is_named_at_dag_time(tmp_path):
+    derived = {"era": {"from": "yaer", "bins": [1700, 1900, 2100], "labels": ["old", "new"]}}
+    config = files_config(
+        tmp_path,
+        {"a.csv": "text,year\nx,1800\n", "b.jsonl": '{"text": "y", "year": 1950}\n'},
+        derived_columns=derived,
+    )
+    assert config_problems(config) == [
+        "config corpus.derived_columns.era.from: column 'yaer' is in no corpus file "
+        "(they have: text, year); fix the name"
+    ]
+    derived["era"]["from"] = "year"
+    assert config_problems(files_config(tmp_path, {}, derived_columns=derived)) == []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from locallm.data.readers import peek_columns
+from locallm.data.sotu import COLUMNS as SOTU_COLUMNS
 from locallm.data.sources import RESERVED, corpus_paths, metadata_names, settings_problems
 from locallm.model.gguf_files import gguf_problem
 from locallm.model.sources import gguf_source, is_gguf_base, missing_folder_problem
@@ -34,9 +36,14 @@ def config_problems(config: dict[str, Any]) -> list[str]:
     problems = settings_problems(config["corpus"])
     if config["corpus"]["source"] == "files":
         try:
-            corpus_paths(config["corpus"]["paths"])
+            files = corpus_paths(config["corpus"]["paths"])
         except (OSError, ValueError) as error:
             problems.append(str(error))
+        else:
+            if not problems:  # columns are read with corpus.encoding, checked above
+                problems += column_problems(file_columns(files, config["corpus"]), config["corpus"])
+    else:
+        problems += column_problems({"the sotu corpus": SOTU_COLUMNS}, config["corpus"])
     task = config["task"]
     problems += prompt_problems(task) + label_problems(task) + preference_problems(task)
     problems += unknown_prompt_columns(config) + threshold_problems(config["evaluation"])
@@ -103,4 +110,55 @@ def base_problems(config: dict[str, Any]) -> list[str]:
             problem = gguf_problem(gguf_source(base))
         if problem is not None:
             problems.append(problem)
+    return problems
+
+
+def file_columns(files: list[str], settings: dict[str, Any]) -> dict[str, list[str]]:
+    """{file: its columns} (peek_columns); a file whose columns cannot be read is left to ingest,
+    which names what is wrong with it."""
+    columns = {}
+    for path in files:
+        try:
+            columns[path] = peek_columns(path, settings)
+        except (OSError, ValueError):
+            continue
+    return columns
+
+
+def configured_columns(settings: dict[str, Any]) -> dict[str, str]:
+    """{column: the config key naming it} for every column each corpus record must have."""
+    keys = {
+        settings["text_column"]: "corpus.text_column",
+        settings["id_column"]: "corpus.id_column",
+        settings["group_column"]: "corpus.group_column",
+    }
+    keys.update({c: "corpus.metadata_columns" for c in settings["metadata_columns"]})
+    keys.update(
+        {
+            spec["from"]: f"corpus.derived_columns.{name}.from"
+            for name, spec in settings["derived_columns"].items()
+        }
+    )
+    return {column: key for column, key in keys.items() if column}
+
+
+def column_problems(columns_of: dict[str, list[str]], settings: dict[str, Any]) -> list[str]:
+    """A CSV/TSV header naming a column twice, and a configured column that no corpus file has
+    (a typo there would reject every record as missing_column and fail later, misleadingly)."""
+    problems = []
+    for source, columns in columns_of.items():
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            problems.append(
+                f"corpus file {source} line 1: column(s) {repeated} appear twice in the header; "
+                "rename or remove one"
+            )
+    found = {c for columns in columns_of.values() for c in columns}
+    has = ", ".join(sorted(found)) or "none"
+    for column, key in configured_columns(settings).items():
+        if column not in found:
+            problems.append(
+                f"config {key}: column {column!r} is in no corpus file (they have: {has}); "
+                "fix the name"
+            )
     return problems

@@ -306,6 +306,37 @@ def read_parquet(path: Path, source: str, settings: dict) -> Iterator[RawRecord]
         yield RawRecord(source, index, None, fields)
 
 
+def peek_columns(path: str | os.PathLike, settings: dict, lines: int = 100) -> list[str]:
+    """The columns of a corpus file without reading its records: the CSV/TSV header, the keys of
+    the first `lines` JSONL objects, the Parquet schema; a .txt file has only its text. Planning
+    checks the configured columns against these before any job runs."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return [settings["text_column"]]
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except pa.ArrowException as error:
+            raise ValueError(f"corpus file {path}: not a readable Parquet file ({error})") from None
+    with path.open(encoding=settings["encoding"], errors="surrogateescape", newline="") as file:
+        if suffix in (".csv", ".tsv"):
+            first = file.readline().removeprefix("\ufeff")
+            return next(csv.reader([first], delimiter="," if suffix == ".csv" else "\t"), [])
+        keys: dict[str, None] = {}
+        for line in itertools.islice(file, lines):
+            try:
+                value = json.loads(line.removeprefix("\ufeff"))
+            except (ValueError, RecursionError):
+                continue  # ingest rejects the line; its keys are unknown
+            if isinstance(value, dict):
+                keys.update(dict.fromkeys(map(str, value)))
+        return list(keys)
+
+
 def read_records(path: str | os.PathLike, settings: dict) -> Iterator[RawRecord]:
     """The raw records of one file, by its suffix."""
     source = Path(path).as_posix()
