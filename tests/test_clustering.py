@@ -206,3 +206,10 @@ def test_missing_sentence_transformers_package_says_how_to_fix(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import now fails
     with pytest.raises(ImportError, match="cluster.features: tfidf"):
         load_encoder(str(tmp_path))
+
+
+def test_no_document_to_cluster_names_ingest_rejects_not_cluster_k():
+    with pytest.raises(ValueError, match="no document to cluster: ingest kept none") as error:
+        fit_clusters([], settings(), seed=1)
+    assert "cluster.k" not in str(error.value)
+    assert "results/corpus/ingest_report.tsv" in str(error.value)

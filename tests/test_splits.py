@@ -294,3 +294,20 @@ def test_split_corpus_stores_a_metadata_column_typed_differently_per_shard_as_te
     )
     years = pd.concat([read_table(p) for p in outputs.values()]).year
     assert sorted(set(years)) == ["1990", "1991"]
+
+
+def test_split_with_no_filtered_document_names_the_filter_not_the_fractions(tmp_path):
+    with pytest.raises(ValueError, match="no document to split: the filter rule kept none"):
+        run_split(tmp_path, corpus(4).iloc[:0], NO_PAIRS)
+
+
+def test_split_where_every_label_is_rejected_names_task_labels(tmp_path):
+    docs = corpus(10)
+    docs["party"] = "Whig"
+    with pytest.raises(ValueError, match=r"all 30 have a party that is not one of task\.labels"):
+        run_split(tmp_path, docs, NO_PAIRS)
+
+
+def test_a_cluster_cap_of_zero_is_refused_by_the_schema():
+    with pytest.raises(ValueError, match=r"config key filter\.cluster_cap: 0 is less than"):
+        with_defaults({"filter": {"cluster_cap": 0}})
