@@ -502,3 +502,24 @@ def test_training_precision_is_autocast_in_bf16_and_plain_float32_otherwise(
     else:
         assert info["linear_4bit_layers"] == 14
         assert dtypes.four_bit == {matmul}
+
+
+def test_training_logs_progress_lines_not_raw_dicts(workspace, caplog, capsys):
+    import logging
+
+    cfg = config(method="lora", max_steps=2, save_steps=2)
+    base = str(workspace / "base")
+    with caplog.at_level(logging.INFO):
+        train_sft(
+            tokenize(workspace, cfg),
+            base,
+            settings(cfg, base),
+            str(workspace / "progress_sft"),
+            str(workspace / "ckpt" / "progress"),
+            seed=1,
+            threads=1,
+        )
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sft step")]
+    assert [line.split(",")[0] for line in lines] == ["sft step 1/2 (50%)", "sft step 2/2 (100%)"]
+    assert "left" in lines[0]
+    assert "{'loss'" not in capsys.readouterr().out

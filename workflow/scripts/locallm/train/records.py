@@ -20,6 +20,7 @@ from locallm.logs import get_logger
 from locallm.model.facts import RUN_INFO
 from locallm.model.precision import on_gpu
 from locallm.tables import atomic_dir, save_figure, write_json, write_tsv
+from locallm.train.progress import progress_logger
 
 log = get_logger("training")
 
@@ -97,8 +98,13 @@ def parameter_counts(model) -> dict[str, int]:
     }
 
 
-def run_trainer(trainer, checkpoint: str | None) -> dict[str, Any]:
+def run_trainer(trainer, checkpoint: str | None, stage: str = "training") -> dict[str, Any]:
     """Train (resuming from `checkpoint`), and measure wall time, tokens/s and memory."""
+    from transformers.trainer_callback import PrinterCallback
+
+    # Progress lines with step, total and time left replace the trainer's raw dictionaries.
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(progress_logger(stage))
     if checkpoint:
         log.info("resuming from %s", checkpoint)
     started, cpu_started = time.perf_counter(), time.process_time()

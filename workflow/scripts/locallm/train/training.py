@@ -225,7 +225,7 @@ def train_sft(
         peft_config=lora_config(settings),
         callbacks=[checkpoint_marker(), *callbacks],
     )
-    measured = run_trainer(trainer, run.resume_from)
+    measured = run_trainer(trainer, run.resume_from, "sft")
     info = finish_stage(
         run,
         trainer,
@@ -307,7 +307,7 @@ def train_dpo(
         processing_class=tokenizer,
         callbacks=[checkpoint_marker(), *callbacks],
     )
-    measured = run_trainer(trainer, run.resume_from)
+    measured = run_trainer(trainer, run.resume_from, "dpo")
     history = train_log(trainer.state.log_history)
     info = finish_stage(
         run,
