@@ -113,9 +113,13 @@ def test_archive_holds_code_replication_files_and_data_and_is_reproducible(
     with tarfile.open(work / "one/a.tar.gz") as tar:
         names = tar.getnames()
         lock = tar.extractfile(f"{root}/replication/requirements.lock").read().decode()
+        readme = tar.extractfile(f"{root}/replication/README.md").read().decode()
     assert f"{root}/Snakefile" in names and f"{root}/workflow/a.smk" in names
     assert f"{root}/data/corpus.csv" in names
     for name in ("config.yaml", "checksums.tsv", "environment.json", "manifest.json", "README.md"):
         assert f"{root}/replication/{name}" in names
     assert lock == "pandas==3.1.1\n"
+    # torch's +cpu pins install only from PyTorch's index; a bare --configfile swallows targets.
+    assert "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r" in readme
+    assert "--configfile=replication/config.yaml" in readme
     assert manifest["dirty"] is False and manifest["data_files"] == ["data/corpus.csv"]
