@@ -35,3 +35,43 @@ def test_a_preset_criterion_and_the_decision_file_are_quoted_with_their_sources(
     assert '`{"metric": "accuracy", "threshold": 0.8}`' in text
     assert "> Use full/sft: accuracy CI above 0.8." in text and "# Decision" not in text
     assert "Source: `config.yaml`." in text and f"Source: `{decision}`." in text
+
+
+def test_compute_time_sums_only_this_configs_benchmark_files(tmp_path):
+    from pathlib import Path
+
+    from locallm.config import load_config, tokenization_id
+    from locallm.report.reforms import benchmark_seconds, run_benchmarks
+
+    config = load_config(Path(__file__).parents[1] / "config" / "test.yaml")
+    variant = next(iter(config["variants"]))
+    shards = config["corpus"]["shards"]
+    ours = [
+        f"ingest/{0:03d}.tsv",
+        "split/split.tsv",
+        f"sft/{variant}.tsv",
+        f"infer/{variant}/sft/000.tsv",
+        f"tokenize/{tokenization_id(config, variant)}.tsv",
+    ]
+    others = [
+        f"ingest/{shards:03d}.tsv",  # a shard of a config with more shards
+        "sft/other_variant.tsv",
+        f"infer/{variant}/no_such_stage/000.tsv",
+        "tokenize/0123456789ab.tsv",
+        "convert_gguf/some-model.tsv",
+        "archive/archive.tsv",
+    ]
+    for name in ours + others:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("s\th:m:s\n60.0\t0:01:00\n")
+    files = run_benchmarks(tmp_path, config)
+    assert sorted(f.relative_to(tmp_path).as_posix() for f in files) == sorted(ours)
+    assert benchmark_seconds(files) == 60.0 * len(ours)
+
+
+def test_the_archive_command_of_2e_keeps_its_target_out_of_configfile():
+    from locallm.report.reforms import REFORMS_FILLERS
+
+    text = REFORMS_FILLERS["2e"](None)
+    assert "--configfile=results/report/config.yaml archive`" in text
+    assert "--configfile results" not in text

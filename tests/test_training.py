@@ -108,6 +108,12 @@ def test_tokenize_writes_a_dataset_and_a_length_report(workspace):
     assert (workspace / "tokenized" / "train" / "dataset_info.json").exists()
 
 
+def tiny_base_model(root: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(root / "base")
+
+
 @pytest.fixture(scope="module")
 def qlora_sft(workspace) -> Path:
     """A QLoRA SFT stage trained for 6 steps."""
@@ -130,6 +136,9 @@ def test_qlora_sft_trains_a_4bit_adapter_and_writes_its_outputs(workspace, qlora
     out = qlora_sft
     info = json.loads((out / "run_info.json").read_text())
     assert info["linear_4bit_layers"] == 14
+    # Every weight of the base, counted unpacked (not the 4-bit storage), plus the adapters.
+    base = sum(p.numel() for p in tiny_base_model(workspace).parameters())
+    assert info["total_parameters"] == base + info["trainable_parameters"]
     assert info["steps"] == 6
     assert info["tokens"] > 0 and info["tokens_per_s"] > 0
     assert (out / "adapter_model.safetensors").exists()

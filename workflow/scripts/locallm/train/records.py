@@ -5,6 +5,7 @@ parameter counts, where it ran)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -87,13 +88,21 @@ def plot_training(history: pd.DataFrame, title: str):
     return fig
 
 
+def logical_numel(parameter) -> int:
+    """Weights a parameter stands for: a 4-bit one packs two in each stored byte, and its
+    quant_state keeps the unpacked shape (counting storage would halve QLoRA's total)."""
+    state = getattr(parameter, "quant_state", None)
+    return math.prod(state.shape) if state is not None else parameter.numel()
+
+
 def parameter_counts(model) -> dict[str, int]:
-    """Trainable and total parameters, and the number of 4-bit linear layers."""
+    """Trainable and total parameters (4-bit weights counted unpacked), and the number of 4-bit
+    linear layers."""
     import bitsandbytes as bnb
 
     return {
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "total_parameters": sum(p.numel() for p in model.parameters()),
+        "total_parameters": sum(logical_numel(p) for p in model.parameters()),
         "linear_4bit_layers": sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()),
     }
 
