@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from locallm.hashing import sha256
+from locallm.report.archive import REPLICATION
 
 CHECKSUM_COLUMNS = ["role", "path", "bytes", "sha256"]
 
@@ -55,10 +57,23 @@ def _git(repo: Path, *args: str) -> str | None:
 
 
 def git_state(repo: str | os.PathLike) -> dict[str, Any]:
-    """The commit checked out in `repo` and whether tracked files differ from it (None: no git)."""
+    """The commit checked out in `repo` and whether tracked files differ from it (None: no git).
+
+    An unpacked archive has no git: its replication/manifest.json names the commit it was made
+    from, and the state says it came from there.
+    """
     repo = Path(repo)
     commit = _git(repo, "rev-parse", "HEAD")
     if commit is None:
+        manifest = repo / REPLICATION / "manifest.json"
+        if manifest.is_file():
+            made_from = json.loads(manifest.read_text())
+            return {
+                "commit": made_from.get("commit"),
+                "dirty": made_from.get("dirty"),
+                "changed_files": [],
+                "source": f"{REPLICATION}/manifest.json (an unpacked archive, not a git checkout)",
+            }
         return {"commit": None, "dirty": None, "changed_files": []}
     changed = _git(repo, "status", "--porcelain", "--untracked-files=no") or ""
     files = [line[3:] for line in changed.splitlines() if line.strip()]
@@ -85,6 +100,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The CPU's vector instruction sets that decide which kernels torch and bitsandbytes run, and so
+# the last bits of float results (docs/reproduce.md): the same config gave different predictions
+# on an AVX2-only CPU than on one with AVX-512-BF16.
+VECTOR_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
+    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+)  # fmt: skip
+
+
+def _cpu_flags() -> list[str]:
+    """VECTOR_FLAGS this CPU has, from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return [flag for flag in VECTOR_FLAGS if flag in have]
+    return []
+
+
+def _memory_gb() -> float | None:
+    """Physical memory of the machine in GiB."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _accelerator() -> dict[str, Any]:
     """torch's version, its CUDA build, and the GPUs it sees (none on a CPU machine)."""
     try:
@@ -96,6 +141,8 @@ def _accelerator() -> dict[str, Any]:
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
         "torch": torch.__version__,
+        # The kernel family torch picked for this CPU (e.g. AVX2, AVX512).
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "gpus": gpus,
@@ -108,7 +155,9 @@ def environment(repo: str | os.PathLike) -> dict[str, Any]:
         "python": sys.version.split()[0],
         **_accelerator(),
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
+        "memory_gb": _memory_gb(),
         "os": platform.platform(),
         "git": git_state(repo),
         "packages": installed_packages(),

@@ -346,6 +346,8 @@ def _code(run: Run) -> str:
         state = f"The workflow's code at git commit `{git['commit']}` " + (
             f"({tree})" if git["dirty"] else "(clean working tree)"
         )
+        if "source" in git:
+            state += f", as recorded in {git['source']}"
     return state + ". " + cite("environment.json") + "\n\n" + AUTHOR + " A DOI for it."
 
 
