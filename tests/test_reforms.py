@@ -75,3 +75,17 @@ def test_the_archive_command_of_2e_keeps_its_target_out_of_configfile():
     text = REFORMS_FILLERS["2e"](None)
     assert "--configfile=results/report/config.yaml archive`" in text
     assert "--configfile results" not in text
+
+
+def test_7d_says_what_is_byte_identical_and_names_this_runs_cpu_family():
+    from locallm.report.reforms import REFORMS_FILLERS
+
+    run = Run(
+        config={"seed": 3}, raw_files=[], ingest_report="", filter_report="", split_report="",
+        cluster_summary="", duplicates="", splits={}, split_rejects="", lengths={}, models={},
+        predictions={}, environment={"cpu": "Some CPU", "cpu_flags": ["avx", "avx2"]},
+    )  # fmt: skip
+    text = REFORMS_FILLERS["7d"](run)
+    assert "On CPUs of the same family the same seed gives byte-identical results" in text
+    assert "up to 29 of 1,349 predictions differed" in text
+    assert "This run: CPU Some CPU, vector flags avx, avx2." in text

@@ -329,11 +329,19 @@ def _uncertainty(run: Run) -> str:
 
 
 def _seeds(run: Run) -> str:
+    env = run.environment
+    flags = ", ".join(env.get("cpu_flags") or []) or "not recorded"
     return (
-        f"One seed ({run.config['seed']}) drives sampling, splits, training and the bootstrap; "
-        "on a CPU the same seed gives byte-identical results (docs/reproduce.md). This run did "
-        "not repeat training with other seeds, so the CIs above do not include training "
-        "variability.\n\n" + AUTHOR + " Rerun with other `seed` values if the claim needs it."
+        f"One seed ({run.config['seed']}) drives sampling, splits, training and the bootstrap. "
+        "On CPUs of the same family the same seed gives byte-identical results; on another CPU "
+        "family the data tables and splits stay identical but model outputs do not (in one "
+        "trial, AVX2-only against AVX-512-BF16, up to 29 of 1,349 predictions differed; "
+        f"docs/reproduce.md). This run: CPU {env.get('cpu', 'not recorded')}, vector flags "
+        f"{flags}. This run did not repeat training with other seeds, so the CIs above do not "
+        "include training variability.\n\n"
+        + AUTHOR
+        + " Rerun with other `seed` values if the claim needs it. "
+        + cite("environment.json")
     )
 
 
