@@ -89,3 +89,23 @@ def test_7d_says_what_is_byte_identical_and_names_this_runs_cpu_family():
     assert "On CPUs of the same family the same seed gives byte-identical results" in text
     assert "up to 29 of 1,349 predictions differed" in text
     assert "This run: CPU Some CPU, vector flags avx, avx2." in text
+
+
+def test_a_derived_label_is_described_with_its_source_and_rule():
+    from locallm.config import with_defaults
+    from locallm.report.run_files import label_origin
+
+    derived = {"era": {"from": "year", "bins": [1790, 1900, 2030], "labels": ["old", "new"]}}
+    config = with_defaults(
+        {"corpus": {"derived_columns": derived}, "task": {"label_column": "era"}}
+    )
+    assert label_origin(config) == (
+        "The label `era` is not a column of the raw files: ingest derives it by binning the "
+        "numbers in `year`: [1790, 1900) → `old`, [1900, 2030) → `new`; values outside are "
+        "rejected (`underivable` in the ingest rejects; `corpus.derived_columns.era` in "
+        "config.yaml)."
+    )
+    plain = with_defaults({"task": {"label_column": "party"}})
+    assert (
+        label_origin(plain) == "The label is the corpus column `party`, as the raw files give it."
+    )

@@ -21,6 +21,7 @@ from locallm.report.run_files import (
     as_int,
     cite,
     label_balance,
+    label_origin,
     leakage_check,
     markdown_table,
     metric_table,
@@ -130,7 +131,9 @@ def _outcome(run: Run) -> str:
     return (
         f"Task `{task['kind']}`: the label in column `{task['label_column']}`, one of "
         + ", ".join(f"`{label}`" for label in task["labels"])
-        + ". The prompt:\n\n```text\n"
+        + ". "
+        + label_origin(run.config)
+        + " The prompt:\n\n```text\n"
         + task["prompt"]
         + "\n```\n\n"
         + markdown_table(label_balance(run))
