@@ -18,3 +18,20 @@ def test_a_resumed_run_paces_only_its_own_steps():
 
 def test_durations_read_as_hours_minutes_seconds():
     assert [duration(s) for s in (7, 95, 3725)] == ["7s", "1m35s", "1h02m"]
+
+
+def test_a_short_run_logs_often_enough_to_plot_ten_points():
+    from locallm.train.training import logging_interval
+
+    assert logging_interval(5, 8) == 1  # 8 DPO steps: 8 rows, not one at step 5
+    assert logging_interval(5, 20) == 2
+    assert logging_interval(5, 100) == 5
+
+
+def test_the_run_record_names_the_cpu_model_not_an_empty_processor():
+    from locallm.machine import cpu_model
+    from locallm.train.records import environment
+
+    env = environment()
+    assert env["device"] == f"cpu ({cpu_model()})" and env["device"] != "cpu ()"
+    assert cpu_model()

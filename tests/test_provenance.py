@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from locallm.config import canonical
+from locallm.machine import VECTOR_FLAGS
 from locallm.report.archive import code_files, data_paths, requirements_lock, write_archive
-from locallm.report.provenance import VECTOR_FLAGS, checksums, environment, git_state
+from locallm.report.provenance import checksums, environment, git_state
 
 
 def test_canonical_sorts_keys_at_every_level_and_keeps_list_order():

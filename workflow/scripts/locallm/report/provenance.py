@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from locallm.hashing import sha256
+from locallm.machine import cpu_flags, cpu_model, memory_gb
 from locallm.report.archive import REPLICATION
 
 CHECKSUM_COLUMNS = ["role", "path", "bytes", "sha256"]
@@ -90,46 +91,6 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-# The CPU's vector instruction sets that decide which kernels torch and bitsandbytes run, and so
-# the last bits of float results (docs/reproduce.md): the same config gave different predictions
-# on an AVX2-only CPU than on one with AVX-512-BF16.
-VECTOR_FLAGS = (
-    "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
-    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
-)  # fmt: skip
-
-
-def _cpu_flags() -> list[str]:
-    """VECTOR_FLAGS this CPU has, from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            have = set(line.split(":", 1)[1].split())
-            return [flag for flag in VECTOR_FLAGS if flag in have]
-    return []
-
-
-def _memory_gb() -> float | None:
-    """Physical memory of the machine in GiB."""
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _accelerator() -> dict[str, Any]:
     """torch's version, its CUDA build, and the GPUs it sees (none on a CPU machine)."""
     try:
@@ -154,10 +115,10 @@ def environment(repo: str | os.PathLike) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         **_accelerator(),
-        "cpu": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
-        "memory_gb": _memory_gb(),
+        "memory_gb": memory_gb(),
         "os": platform.platform(),
         "git": git_state(repo),
         "packages": installed_packages(),

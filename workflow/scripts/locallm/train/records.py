@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from locallm.logs import get_logger
+from locallm.machine import cpu_flags, cpu_model
 from locallm.model.facts import RUN_INFO
 from locallm.model.precision import on_gpu
 from locallm.tables import atomic_dir, save_figure, write_json, write_tsv
@@ -51,7 +52,8 @@ def peak_memory_mb() -> dict[str, float]:
 def environment() -> dict[str, Any]:
     """Where this ran: device, package versions, SLURM job."""
     env = {
-        "device": torch.cuda.get_device_name(0) if on_gpu() else f"cpu ({platform.processor()})",
+        "device": torch.cuda.get_device_name(0) if on_gpu() else f"cpu ({cpu_model()})",
+        "cpu_flags": cpu_flags(),
         "python": platform.python_version(),
         "packages": {name: version(name) for name in PACKAGES},
         "torch_threads": torch.get_num_threads(),
@@ -79,7 +81,10 @@ def plot_training(history: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
 
     panels = ["loss"] + [c for c in ("reward_accuracy", "reward_margin") if c in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    # Constrained layout keeps the panels' axis labels and the title from overlapping.
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4 * len(panels), 3), squeeze=False, layout="constrained"
+    )
     for ax, column in zip(axes[0], panels, strict=True):
         ax.plot(history["step"], history[column], marker=".")
         ax.set_xlabel("step")

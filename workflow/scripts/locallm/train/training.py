@@ -104,8 +104,7 @@ class StageRun:
             "lr_scheduler_type": settings["lr_scheduler_type"],
             "warmup_steps": settings["warmup_steps"],
             "weight_decay": settings["weight_decay"],
-            # A run shorter than logging_steps would log nothing, and train_log.tsv would be empty.
-            "logging_steps": min(settings["logging_steps"], max_steps),
+            "logging_steps": logging_interval(settings["logging_steps"], max_steps),
             "save_steps": settings["save_steps"],
             "save_total_limit": settings["save_total_limit"],
             "seed": self.seed,
@@ -123,6 +122,13 @@ class StageRun:
             "include_num_input_tokens_seen": "non_padding",
             "save_only_model": False,
         }
+
+
+def logging_interval(logging_steps: int, max_steps: int) -> int:
+    """Steps between train_log rows: `logging_steps`, or fewer for a short run, so that its
+    train_log.tsv and loss plot have a row for at least every tenth of it (8 DPO steps logged
+    every 5 would plot one point)."""
+    return max(1, min(logging_steps, max_steps // 10))
 
 
 def stage_key(stage: str, settings: dict[str, Any], seed: int, base_dir: str, inputs: dict) -> str:
