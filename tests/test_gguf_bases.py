@@ -143,3 +143,9 @@ def test_converted_model_gives_the_gguf_models_logits(converted, smollm2_gguf):
         got = ours(input_ids=ids).logits
     assert got.shape == expected.shape == (1, ids.shape[1], 49152)
     assert torch.equal(got, expected)
+
+
+def test_a_gguf_file_type_is_named_as_llama_cpp_names_it():
+    from locallm.model.gguf_files import _quantization
+
+    assert [_quantization(t) for t in (3, 2, None, 999)] == ["Q4_1", "Q4_0", None, None]

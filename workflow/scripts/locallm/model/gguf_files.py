@@ -59,6 +59,16 @@ def gguf_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+def _quantization(file_type: Any) -> str | None:
+    """llama.cpp's name of a GGUF's weight type (file_type 3 -> 'Q4_1'); None if unknown."""
+    from gguf import LlamaFileType
+
+    try:
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+    except (ValueError, TypeError):
+        return None
+
+
 @functools.lru_cache(maxsize=16)
 def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
     """gguf_facts, read once per file version (the DAG asks for it for every job's resources)."""
@@ -96,6 +106,7 @@ def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
         shape = shape_from_meta(path.parent, gguf_file=path.name)
     return {
         "architecture": arch,
+        "quantization": _quantization(_field(reader, "general.file_type")),
         "shape": shape,
         "params": params,
         "context_length": arch_field("context_length"),
@@ -172,6 +183,7 @@ def convert_gguf(gguf: str | os.PathLike, output: str | os.PathLike, threads: in
                 "source_bytes": Path(gguf).stat().st_size,
                 "name": facts["name"],
                 "architecture": facts["architecture"],
+                "quantization": facts["quantization"],
                 "parameters": facts["params"],
                 "context_length": facts["context_length"],
                 "licence": facts["licence"],

@@ -124,6 +124,13 @@ class StageRun:
         }
 
 
+def training_examples(train) -> int:
+    """Examples in a tokenized train split: packed sequences hold several (`seq_lengths`)."""
+    if "seq_lengths" in train.column_names:
+        return int(sum(len(lengths) for lengths in train["seq_lengths"]))
+    return len(train)
+
+
 def logging_interval(logging_steps: int, max_steps: int) -> int:
     """Steps between train_log rows: `logging_steps`, or fewer for a short run, so that its
     train_log.tsv and loss plot have a row for at least every tenth of it (8 DPO steps logged
@@ -240,6 +247,7 @@ def train_sft(
         measured,
         packing=settings["packing"],
         train_sequences=len(data["train"]),
+        train_examples=training_examples(data["train"]),
     )
     log.info("SFT: %(steps)d steps, %(tokens_per_s).0f tokens/s, final loss %(final_loss)s", info)
 
@@ -315,6 +323,7 @@ def train_dpo(
     )
     measured = run_trainer(trainer, run.resume_from, "dpo")
     history = train_log(trainer.state.log_history)
+    pairs = len(trainer.train_dataset)
     info = finish_stage(
         run,
         trainer,
@@ -322,6 +331,7 @@ def train_dpo(
         output,
         measured,
         reference="sft model" if full else "sft adapter (frozen copy)",
+        preference_pairs=pairs,
         beta=settings["dpo_beta"],
         loss_type=settings["dpo_loss_type"],
         final_reward_accuracy=history["reward_accuracy"].iloc[-1] if len(history) else None,
