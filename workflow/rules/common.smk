@@ -17,7 +17,7 @@ from locallm.config import canonical, with_defaults, yaml_problems
 from locallm.config_checks import config_problems
 from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
-from locallm.model.preflight import format_preflight, preflight_table
+from locallm.model.preflight import format_preflight, local_gpu_count, preflight_table
 from locallm.scheduling import training_priority
 
 # Snakemake's YAML reading keeps the last of two equal keys and reads yes/no/on/off as booleans;
@@ -61,7 +61,11 @@ if not workflow.is_main_process and config["hpc"]["offline"]:
 # any job is submitted; a model not fetched yet is listed as such.
 if workflow.is_main_process:
     print(
-        format_preflight(preflight_table(config, PLAN.variant_lengths)), file=sys.stderr
+        format_preflight(
+            preflight_table(config, PLAN.variant_lengths),
+            gpus_here=local_gpu_count() if workflow.local_exec else None,
+        ),
+        file=sys.stderr,
     )
 
 SHARDS = PLAN.shards
