@@ -234,6 +234,37 @@ def test_resumed_training_matches_an_uninterrupted_run_lora_exactly_qlora_within
             assert difference < 5e-3 and losses < 1e-3
 
 
+class InterruptAtEnd(TrainerCallback):
+    """Stops a run after its last checkpoint, before the stage folder is written."""
+
+    def on_train_end(self, args, state, control, **kwargs):
+        raise Interrupted("after the last checkpoint")
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_without_an_extra_step(workspace):
+    # 7 steps end mid-epoch: transformers, resumed at step 7, used to train an 8th.
+    cfg = config(method="lora", max_steps=7, save_steps=7)
+    base = str(workspace / "base")
+    checkpoints = workspace / "ckpt" / "at_end"
+    args = dict(
+        tokenized=tokenize(workspace, cfg),
+        base_path=base,
+        settings=settings(cfg, base),
+        output=str(workspace / "at_end"),
+        checkpoints=str(checkpoints),
+        seed=1,
+        threads=1,
+    )
+    with pytest.raises(Interrupted):
+        train_sft(**args, callbacks=[InterruptAtEnd()])
+    train_sft(**args)
+    info = json.loads((workspace / "at_end" / "run_info.json").read_text())
+    assert info["resumed_from"] == str(checkpoints / "checkpoint-7")
+    assert info["steps"] == 7
+    assert read_log(workspace / "at_end").step.tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert adapter_difference(checkpoints / "checkpoint-7", workspace / "at_end") == 0.0
+
+
 KILL_WHILE_SAVING = """
 import json, os, signal, sys
 from transformers import Trainer

@@ -112,6 +112,27 @@ def parameter_counts(model) -> dict[str, int]:
     }
 
 
+class AlreadyDone(Exception):
+    """Resumed from a checkpoint at the last step: the trainer would otherwise take one more."""
+
+
+def stop_when_done():
+    """A TrainerCallback that ends a run resumed at its last step before any step is taken.
+
+    transformers checks max_steps only after a step, so a run resumed from its final checkpoint,
+    mid-epoch, trains one step too many (41 of 40). By on_train_begin the trainer has loaded the
+    checkpoint's weights and state, which are the finished run.
+    """
+    from transformers import TrainerCallback
+
+    class StopWhenDone(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps > 0:
+                raise AlreadyDone(state.global_step)
+
+    return StopWhenDone()
+
+
 def run_trainer(trainer, checkpoint: str | None, stage: str = "training") -> dict[str, Any]:
     """Train (resuming from `checkpoint`), and measure wall time, tokens/s and memory."""
     from transformers.trainer_callback import PrinterCallback
@@ -119,6 +140,7 @@ def run_trainer(trainer, checkpoint: str | None, stage: str = "training") -> dic
     # Progress lines with step, total and time left replace the trainer's raw dictionaries.
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(progress_logger(stage))
+    trainer.add_callback(stop_when_done())
     if checkpoint:
         log.info("resuming from %s", checkpoint)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -126,19 +148,27 @@ def run_trainer(trainer, checkpoint: str | None, stage: str = "training") -> dic
     if checkpoint:
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         start_tokens = state.get("num_input_tokens_seen", 0)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = result.metrics
+    except AlreadyDone as done:
+        # Killed after its last checkpoint (e.g. while writing the stage): the checkpoint's
+        # weights and log are the finished run.
+        log.info("%s is at the last step %s: nothing left to train", checkpoint, done)
+        metrics = {}
     seconds = time.perf_counter() - started
     # CPU seconds of this process (all threads): comparable between runs on a shared machine.
     cpu_seconds = time.process_time() - cpu_started
     tokens = trainer.state.num_input_tokens_seen - start_tokens
     history = [e for e in trainer.state.log_history if "loss" in e]
+    runtime = metrics.get("train_runtime", seconds)
     return {
         "steps": trainer.state.global_step,
         "resumed_from": checkpoint,
         "wall_time_s": round(seconds, 2),
-        "train_runtime_s": round(result.metrics.get("train_runtime", seconds), 2),
+        "train_runtime_s": round(runtime, 2),
         "tokens": tokens,
-        "tokens_per_s": round(tokens / max(result.metrics.get("train_runtime", seconds), 1e-9), 1),
+        "tokens_per_s": round(tokens / max(runtime, 1e-9), 1),
         "cpu_time_s": round(cpu_seconds, 2),
         "tokens_per_cpu_s": round(tokens / max(cpu_seconds, 1e-9), 1),
         "final_loss": history[-1]["loss"] if history else None,
