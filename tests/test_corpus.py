@@ -264,6 +264,15 @@ def test_json_nan_and_infinity_are_rejected_as_not_json(tmp_path):
     assert rejected.detail[1].startswith(f"{path} line 2: Infinity is not a JSON value")
 
 
+def test_an_infinite_metadata_value_in_parquet_is_rejected(tmp_path):
+    path = tmp_path / "a.parquet"
+    pd.DataFrame({"text": ["a", "b"], "score": [float("inf"), 1.5]}).to_parquet(path)
+    settings = corpus_settings(shards=1, metadata_columns=["score"])
+    kept, rejected, _ = ingest_all([str(path)], settings)
+    assert kept.text.tolist() == ["b"]
+    assert rejected.detail.tolist() == [f"{path} row 0: 'score' is inf, not a finite number"]
+
+
 def test_list_or_mapping_ids_and_metadata_are_rejected_naming_the_column(tmp_path):
     lines = [
         '{"id": ["x"], "text": "a", "party": "W"}',

@@ -6,6 +6,7 @@ The reasons a record is rejected for are listed in `locallm.data.ingest`.
 from __future__ import annotations
 
 import bisect
+import math
 import re
 import unicodedata
 from typing import Any
@@ -118,11 +119,15 @@ def record_problem(record: RawRecord, settings: dict) -> tuple[str, str] | None:
     # An id, group or metadata value is one cell: a list or mapping (from JSONL or Parquet) would
     # be stringified into an id or break the table's column type.
     for column in (settings["id_column"], settings["group_column"], *settings["metadata_columns"]):
-        if column and isinstance(fields[column], list | dict | tuple):
-            kind = type(fields[column]).__name__
+        value = fields[column] if column else None
+        if isinstance(value, list | dict | tuple):
+            kind = type(value).__name__
             return "malformed_row", (
                 f"{record.where()}: {column!r} is a {kind}, not a string, number or boolean"
             )
+        # A float column of a Parquet file may hold infinities, which no table downstream means.
+        if isinstance(value, float) and math.isinf(value):
+            return "malformed_row", f"{record.where()}: {column!r} is {value}, not a finite number"
     return None
 
 
