@@ -118,6 +118,16 @@ def test_variants_that_tokenize_alike_share_a_tokenization_id():
     assert tokenization_settings(config, "short")["max_length"] == 128
 
 
+def test_another_task_or_corpus_tokenizes_into_another_folder():
+    # The pre-flight reads results/tokenized/<id>/lengths.tsv: another config's data must not
+    # share the folder, or its longest example is shown as this config's.
+    base = {"variants": {"v": {}}}
+    first = tokenization_id(with_defaults(base), "v")
+    assert tokenization_id(with_defaults({**base, "task": {"prompt": "Say: {text}"}}), "v") != first
+    assert tokenization_id(with_defaults({**base, "corpus": {"chunk_chars": 99}}), "v") != first
+    assert tokenization_id(with_defaults({**base, "training": {"lora_r": 64}}), "v") == first
+
+
 def test_yaml_duplicate_keys_and_yaml11_booleans_are_named_with_line_and_fix(tmp_path):
     path = tmp_path / "my.yaml"
     path.write_text(

@@ -147,11 +147,21 @@ def tokenization_settings(config: dict[str, Any], variant: str) -> dict[str, Any
     return {key: settings[key] for key in TOKENIZATION_KEYS}
 
 
+# The config sections the training examples are built from (and the toy base's tokenizer, which
+# bootstrap_base trains on the corpus): another corpus or task makes other tokenized data.
+DATA_SECTIONS = ("seed", "corpus", "dedup", "cluster", "filter", "split", "task")
+
+
 def tokenization_id(config: dict[str, Any], variant: str) -> str:
-    """A digest of the variant's tokenization settings: the folder of its tokenized data under
-    results/tokenized/, shared by every variant that tokenizes the same way.
+    """A digest of the variant's tokenization settings and of what its examples are built from:
+    the folder of its tokenized data under results/tokenized/, shared by every variant of the
+    config that tokenizes the same way.
+
+    With the data sections in it, a config with another corpus or task gets its own folder, so
+    that the pre-flight never reads another config's token lengths as this one's.
     """
-    settings = json.dumps(tokenization_settings(config, variant), sort_keys=True)
+    data = {key: config[key] for key in DATA_SECTIONS} | {"tiny": config["model"]["tiny"]}
+    settings = json.dumps([tokenization_settings(config, variant), data], sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 
