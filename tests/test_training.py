@@ -199,13 +199,12 @@ def adapter_difference(first: Path, second: Path) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
-def test_resumed_training_matches_an_uninterrupted_run_lora_exactly_qlora_within_the_bound(
+def test_resumed_lora_and_qlora_training_is_bit_identical_to_an_uninterrupted_run(
     workspace, qlora_sft
 ):
-    # The trainer restores the optimizer, scheduler, every RNG and the data order, so a resumed
-    # LoRA run is bit-identical to one never stopped. QLoRA's is not (its 4-bit layers take
-    # another path after the adapter is loaded back): docs/models.md states the bound measured
-    # here (1.1e-3 after 4 resumed steps), and this test keeps it from growing unseen.
+    # The trainer restores the optimizer, scheduler, every RNG and the data order. QLoRA also needs
+    # its adapters back in the bfloat16 TRL trains them in (checkpoints.keep_trained_dtypes): loaded
+    # as float32, a resumed run differed by 1.1e-3 here, 6.5e-3 for SmolLM2 (issue 21).
     for method, straight in (("lora", None), ("qlora", qlora_sft)):
         cfg = config(method=method)
         base = str(workspace / "base")
@@ -228,10 +227,7 @@ def test_resumed_training_matches_an_uninterrupted_run_lora_exactly_qlora_within
         train_sft(**args, output=str(resumed), checkpoints=checkpoints)
         difference = adapter_difference(straight, resumed)
         losses = (read_log(straight).loss - read_log(resumed).loss).abs().max()
-        if method == "lora":
-            assert difference == 0.0 and losses == 0.0
-        else:
-            assert difference < 5e-3 and losses < 1e-3
+        assert difference == 0.0 and losses == 0.0, method
 
 
 class InterruptAtEnd(TrainerCallback):

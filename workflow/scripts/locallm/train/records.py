@@ -22,6 +22,7 @@ from locallm.machine import cpu_flags, cpu_model
 from locallm.model.facts import RUN_INFO
 from locallm.model.precision import on_gpu
 from locallm.tables import atomic_dir, save_figure, write_json, write_tsv
+from locallm.train.checkpoints import keep_trained_dtypes
 from locallm.train.progress import progress_logger
 
 log = get_logger("training")
@@ -141,6 +142,7 @@ def run_trainer(trainer, checkpoint: str | None, stage: str = "training") -> dic
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(progress_logger(stage))
     trainer.add_callback(stop_when_done())
+    trainer.add_callback(keep_trained_dtypes(trainer.model))
     if checkpoint:
         log.info("resuming from %s", checkpoint)
     started, cpu_started = time.perf_counter(), time.process_time()
