@@ -65,3 +65,40 @@ def test_a_card_on_gemma_records_its_licence_and_the_terms_derivatives_carry(tmp
     assert "## Licence of the base" not in model_card_markdown(
         stage_run(tmp_path / "smol", "qlora", "builtin:smollm2-135m-instruct"), "v", "sft"
     )
+
+
+def test_full_fine_tuning_card_lists_no_lora_settings(tmp_path):
+    card = model_card_markdown(stage_run(tmp_path, "full"), "v", "sft")
+    assert "| learning_rate | 0.001 |" in card and "lora_r" not in card
+    assert "| lora_r | 8 |" in model_card_markdown(stage_run(tmp_path / "q", "qlora"), "v", "sft")
+
+
+def test_other_licence_carries_a_name_and_the_toy_says_it_was_built_here(tmp_path):
+    meta = header(model_card_markdown(stage_run(tmp_path, "qlora"), "v", "sft"))
+    assert meta["license"] == "other" and meta["license_name"]
+    run = stage_run(tmp_path / "tiny", "full")
+    info_file = run.models["v", "sft"] + "/run_info.json"
+    info = json.loads(open(info_file).read())
+    info["base"] = "builtin:tiny"
+    open(info_file, "w").write(json.dumps(info))
+    assert header(model_card_markdown(run, "v", "sft"))["license_name"] == "locallm-bootstrapped"
+
+
+def test_card_states_training_set_size_and_a_gguf_base_dequantized(tmp_path):
+    run = stage_run(tmp_path, "qlora")
+    base = tmp_path / "converted"
+    base.mkdir()
+    conversion = {"source": "resources/builtin/smollm2.gguf", "quantization": "Q4_1",
+                  "dtype": "float32"}  # fmt: skip
+    (base / "conversion_info.json").write_text(json.dumps(conversion))
+    info_file = run.models["v", "sft"] + "/run_info.json"
+    info = json.loads(open(info_file).read())
+    info.update(base_path=str(base), train_examples=120, train_sequences=30, packing=True)
+    open(info_file, "w").write(json.dumps(info))
+    card = model_card_markdown(run, "v", "sft")
+    assert "for 3 steps on 120 training examples packed into 30 sequences (seed 1)." in card
+    assert "from the GGUF file `smollm2.gguf`: its Q4_1 weights dequantized to float32" in card
+    info.pop("train_examples")
+    info["preference_pairs"] = 64
+    open(info_file, "w").write(json.dumps(info))
+    assert "for 3 steps on 64 preference pairs" in model_card_markdown(run, "v", "sft")

@@ -206,3 +206,26 @@ def test_missing_sentence_transformers_package_says_how_to_fix(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import now fails
     with pytest.raises(ImportError, match="cluster.features: tfidf"):
         load_encoder(str(tmp_path))
+
+
+def test_no_document_to_cluster_names_ingest_rejects_not_cluster_k():
+    with pytest.raises(ValueError, match="no document to cluster: ingest kept none") as error:
+        fit_clusters([], settings(), seed=1)
+    assert "cluster.k" not in str(error.value)
+    assert "results/NAME/corpus/ingest_report.tsv" in str(error.value)
+
+
+def test_map_labels_stand_beside_the_documents_not_on_their_core():
+    from locallm.data.cluster_plots import plot_map
+
+    docs = two_topic_corpus()
+    model = fit_clusters(docs.text.tolist(), settings(k=3), seed=1)
+    labels = ["fishing", "tax", "third"]
+    fig = plot_map(model, docs.text.tolist(), labels, seed=1)
+    (ax,) = fig.axes
+    right_of_points = max(o.get_offsets()[:, 0].max() for o in ax.collections)
+    annotations = [t for t in ax.texts if t.get_text() in labels]
+    assert len(annotations) == 3
+    assert all(t.get_position()[0] > right_of_points for t in annotations)
+    heights = sorted(t.get_position()[1] for t in annotations)
+    assert min(np.diff(heights)) > 0  # none on top of another

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from locallm.config import (
     load_config,
     run_name,
@@ -10,6 +11,7 @@ from locallm.config import (
     tokenization_settings,
     variant_settings,
     with_defaults,
+    yaml_problems,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,3 +133,66 @@ def test_variants_that_tokenize_alike_share_a_tokenization_id():
     assert ids["r8"] == ids["r16"]  # LoRA rank and learning rate do not change the tokens
     assert len({ids["r8"], ids["short"], ids["unpacked"]}) == 3
     assert tokenization_settings(config, "short")["max_length"] == 128
+
+
+def test_another_task_or_corpus_tokenizes_into_another_folder():
+    # The pre-flight reads results/tokenized/<id>/lengths.tsv: another config's data must not
+    # share the folder, or its longest example is shown as this config's.
+    base = {"variants": {"v": {}}}
+    first = tokenization_id(with_defaults(base), "v")
+    assert tokenization_id(with_defaults({**base, "task": {"prompt": "Say: {text}"}}), "v") != first
+    assert tokenization_id(with_defaults({**base, "corpus": {"chunk_chars": 99}}), "v") != first
+    assert tokenization_id(with_defaults({**base, "training": {"lora_r": 64}}), "v") == first
+
+
+def test_yaml_duplicate_keys_and_yaml11_booleans_are_named_with_line_and_fix(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text(
+        "seed: 1\ncorpus:\n  fix_encoding: no\n  on: 2\n  encoding: 'yes'\nseed: 2\nok: true\n"
+    )
+    problems = yaml_problems(path)
+    assert problems == [
+        f"{path} line 3: 'no' is read as the boolean False (YAML 1.1); write false for a boolean, "
+        "or quote it ('no') for the text",
+        f"{path} line 4: 'on' is read as the boolean True (YAML 1.1); write true for a boolean, "
+        "or quote it ('on') for the text",
+        f"{path} line 6: key 'seed' appears again (first on line 1); YAML would keep only the "
+        "last value: remove one of them",
+    ]
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml", "smollm2.yaml"])
+def test_shipped_configs_have_no_duplicate_keys_or_yaml11_booleans(name):
+    assert yaml_problems(ROOT / "config" / name) == []
+
+
+def test_a_typo_in_lr_scheduler_type_is_named_with_the_allowed_values():
+    with pytest.raises(ValueError, match=r"training\.lr_scheduler_type: 'cosin' is not one of"):
+        with_defaults({"training": {"lr_scheduler_type": "cosin"}})
+
+
+JSON_SCHEMA_WORDS = {
+    "type", "description", "default", "enum", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "items", "properties", "additionalProperties", "$ref", "minItems",
+    "maxItems", "pattern", "propertyNames", "minProperties", "unevaluatedProperties", "required",
+    "oneOf", "anyOf", "allOf", "not", "const", "$defs", "$schema", "title", "uniqueItems",
+    "minLength", "maxLength",
+}  # fmt: skip
+
+
+def test_no_schema_description_is_cut_at_a_comma_into_junk_keys():
+    # `{type: string, description: a, b}` in YAML is a description "a" and a key "b".
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    junk = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "type" in node or "description" in node:
+                leaf = path.rsplit(".", 1)[-1]
+                if leaf not in ("properties", "$defs"):
+                    junk.extend(f"{path}.{k}" for k in node if k not in JSON_SCHEMA_WORDS)
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+
+    walk(schema, "")
+    assert junk == []

@@ -222,6 +222,73 @@ def test_csv_record_over_max_field_lines_is_taken_for_an_unclosed_quote(tmp_path
     assert [r.fields["text"] for r in records] == ["ok", "bad\nthree\nfour", "six"]
 
 
+def test_csv_stray_quote_closed_inside_a_later_row_rejects_its_line_not_merges(tmp_path):
+    # Line 3's quote is closed by the one in line 4, followed by more text: a merged record in
+    # lenient parsing (5 rows written, 4 counted). Every written row must be accounted for.
+    path = write(tmp_path / "a.csv", 'id,text\n1,one\n2,"two\n3,"three\n4,four\n5,five\n')
+    kept, rejected, raws = ingest_all([path], corpus_settings(shards=1, id_column="id"))
+    assert raws == [5]
+    assert kept.text.tolist() == ["one", "four", "five"]
+    assert rejected.reason.tolist() == ["malformed_row", "malformed_row"]
+    assert rejected.detail[0].startswith(f"{path} line 3: a quoted field opened here")
+    assert "closes on line 4 with text after it" in rejected.detail[0]
+    assert rejected.detail[1].startswith(f"{path} line 4: a quoted field opened here is still open")
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\u2800\u2800", "\u115f \u1160", "\uffa0"])
+def test_text_of_only_blank_looking_letters_is_empty_text(tmp_path, blank):
+    path = write(tmp_path / "a.jsonl", f'{{"text": "fine"}}\n{{"text": "{blank}"}}\n')
+    kept, rejected, _ = ingest_all([path], corpus_settings(shards=1))
+    assert kept.text.tolist() == ["fine"]
+    assert rejected.reason.tolist() == ["empty_text"]
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.tsv", "a.jsonl"])
+def test_a_zero_byte_table_file_is_one_empty_text_reject_naming_it(tmp_path, name):
+    path = write(tmp_path / name, "")
+    kept, rejected, raws = ingest_all([path], corpus_settings(shards=1))
+    assert raws == [1] and kept.empty
+    assert rejected.reason.tolist() == ["empty_text"]
+    assert rejected.detail.tolist() == [f"{path} line 1: the file is empty (no header, no record)"]
+
+
+def test_json_nan_and_infinity_are_rejected_as_not_json(tmp_path):
+    lines = ['{"text": "a", "year": NaN}', '{"text": "b", "year": Infinity}', '{"text": "c"}']
+    path = write(tmp_path / "a.jsonl", "\n".join(lines) + "\n")
+    kept, rejected, _ = ingest_all([path], corpus_settings(shards=1))
+    assert kept.text.tolist() == ["c"]
+    assert rejected.reason.tolist() == ["malformed_row", "malformed_row"]
+    assert rejected.detail[0] == (
+        f"{path} line 1: NaN is not a JSON value (write null for a missing value)"
+    )
+    assert rejected.detail[1].startswith(f"{path} line 2: Infinity is not a JSON value")
+
+
+def test_an_infinite_metadata_value_in_parquet_is_rejected(tmp_path):
+    path = tmp_path / "a.parquet"
+    pd.DataFrame({"text": ["a", "b"], "score": [float("inf"), 1.5]}).to_parquet(path)
+    settings = corpus_settings(shards=1, metadata_columns=["score"])
+    kept, rejected, _ = ingest_all([str(path)], settings)
+    assert kept.text.tolist() == ["b"]
+    assert rejected.detail.tolist() == [f"{path} row 0: 'score' is inf, not a finite number"]
+
+
+def test_list_or_mapping_ids_and_metadata_are_rejected_naming_the_column(tmp_path):
+    lines = [
+        '{"id": ["x"], "text": "a", "party": "W"}',
+        '{"id": "y", "text": "b", "party": {"name": "W"}}',
+        '{"id": "z", "text": "c", "party": "W"}',
+    ]
+    path = write(tmp_path / "a.jsonl", "\n".join(lines) + "\n")
+    settings = corpus_settings(shards=1, id_column="id", metadata_columns=["party"])
+    kept, rejected, _ = ingest_all([path], settings)
+    assert kept.doc_id.tolist() == ["z"]
+    assert rejected.detail.tolist() == [
+        f"{path} line 1: 'id' is a list, not a string, number or boolean",
+        f"{path} line 2: 'party' is a dict, not a string, number or boolean",
+    ]
+
+
 def test_deeply_nested_json_line_is_a_reject_not_a_crash(tmp_path):
     deep = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"
     path = write(tmp_path / "a.jsonl", '{"text": "fine"}\n' + deep + "\n")
@@ -336,6 +403,16 @@ def test_a_record_whose_derived_value_cannot_be_computed_is_rejected_with_the_va
         f"{path} line 3: year 'n/a' is not a number (corpus.derived_columns.era.bins)",
         f"{path} line 4: party 'Whig' is not in corpus.derived_columns.side.map",
     ]
+
+
+@pytest.mark.parametrize("year", ["1_850", "1.85e3", "inf", "nan"])
+def test_a_derived_bin_source_not_written_as_a_plain_number_is_underivable(tmp_path, year):
+    path = write(tmp_path / "a.csv", f"text,year,party\na,{year},Whig\nb,1850,Whig\n")
+    settings = corpus_settings(shards=1, derived_columns={"era": DERIVED["era"]})
+    kept, rejected, _ = ingest_all([path], settings)
+    assert kept.text.tolist() == ["b"]
+    assert rejected.reason.tolist() == ["underivable"]
+    assert f"year '{year}' is not written as a plain decimal number" in rejected.detail[0]
 
 
 @pytest.mark.parametrize(

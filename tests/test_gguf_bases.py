@@ -169,3 +169,9 @@ def test_preflight_of_gemma_reads_a_base_model_with_sliding_window_and_gemma_lic
     assert row["params_M"] == 268.1 and row["context"] == 32768
     assert row["kind"] == "base" and row["licence"] == "gemma"
     assert row["attention"] == "sliding 512 on 15/18 layers"
+
+
+def test_a_gguf_file_type_is_named_as_llama_cpp_names_it():
+    from locallm.model.gguf_files import _quantization
+
+    assert [_quantization(t) for t in (3, 2, None, 999)] == ["Q4_1", "Q4_0", None, None]

@@ -216,3 +216,17 @@ def test_accuracy_over_zero_shot_is_paired_on_the_same_resampled_rows():
     assert point["accuracy_over_zero_shot"] == pytest.approx(18 / 20 - 13 / 20)
     ci = intervals.set_index("metric").loc["accuracy_over_zero_shot"]
     assert (ci["ci_low"], ci["ci_high"]) == (pytest.approx(0.0), pytest.approx(0.5))
+
+
+def test_calibration_bars_show_how_many_passages_each_holds():
+    import pandas as pd
+    from locallm.evaluation.evaluate import plot_calibration
+
+    reliability = pd.DataFrame(
+        {"variant": ["v"] * 3, "stage": ["sft"] * 3, "lower": [0.0, 0.5, 0.9],
+         "upper": [0.5, 0.9, 1.0], "accuracy": [0.4, 0.7, 1.0], "n": [0, 37, 2]}
+    )  # fmt: skip
+    metrics = pd.DataFrame({"variant": ["v"], "stage": ["sft"], "metric": ["ece"], "value": [0.1]})
+    fig = plot_calibration(reliability, metrics)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ["37", "2"]  # the empty bin draws no bar

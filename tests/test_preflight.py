@@ -124,3 +124,14 @@ def test_a_length_report_without_its_max_column_is_an_error_naming_it(tmp_path):
     report.write_text("split\ttokens\ntrain\t97\n")
     with pytest.raises(ValueError, match=r"lengths.tsv: no column 'max' \(it has: split, tokens\)"):
         longest_tokenized(report)
+
+
+def test_on_a_machine_without_gpus_the_gpu_columns_are_said_to_be_a_cluster_estimate():
+    table = preflight_table(with_defaults({}))
+    here = format_preflight(table, gpus_here=0)
+    assert here.endswith(
+        "This machine has no GPU: the jobs run on the CPU. gpus, gpu_mem_GB and fits "
+        "estimate a cluster run on GPUs of hpc.gpu_memory_gb, not this run."
+    )
+    assert "no GPU" not in format_preflight(table, gpus_here=None)  # a cluster run
+    assert "no GPU" not in format_preflight(table, gpus_here=1)

@@ -2,11 +2,14 @@
 
 import hashlib
 import json
+import platform
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 from locallm.config import canonical
+from locallm.machine import VECTOR_FLAGS
 from locallm.report.archive import code_files, data_paths, requirements_lock, write_archive
 from locallm.report.provenance import checksums, environment, git_state
 
@@ -113,9 +116,31 @@ def test_archive_holds_code_replication_files_and_data_and_is_reproducible(
     with tarfile.open(work / "one/a.tar.gz") as tar:
         names = tar.getnames()
         lock = tar.extractfile(f"{root}/replication/requirements.lock").read().decode()
+        readme = tar.extractfile(f"{root}/replication/README.md").read().decode()
     assert f"{root}/Snakefile" in names and f"{root}/workflow/a.smk" in names
     assert f"{root}/data/corpus.csv" in names
     for name in ("config.yaml", "checksums.tsv", "environment.json", "manifest.json", "README.md"):
         assert f"{root}/replication/{name}" in names
     assert lock == "pandas==3.1.1\n"
+    # torch's +cpu pins install only from PyTorch's index; a bare --configfile swallows targets.
+    assert "pip install --extra-index-url https://download.pytorch.org/whl/cpu -r" in readme
+    assert "--configfile=replication/config.yaml" in readme
     assert manifest["dirty"] is False and manifest["data_files"] == ["data/corpus.csv"]
+
+
+def test_git_state_of_an_unpacked_archive_is_the_commit_its_manifest_names(tmp_path):
+    (tmp_path / "replication").mkdir()
+    manifest = {"commit": "a" * 40, "dirty": False, "code_files": 3, "data_files": []}
+    (tmp_path / "replication" / "manifest.json").write_text(json.dumps(manifest))
+    state = git_state(tmp_path)
+    assert state["commit"] == "a" * 40 and state["dirty"] is False
+    assert state["source"].startswith("replication/manifest.json")
+
+
+def test_environment_records_cpu_vector_flags_memory_and_torch_kernels(repo):
+    env = environment(repo)
+    assert isinstance(env["cpu_flags"], list) and set(env["cpu_flags"]) <= set(VECTOR_FLAGS)
+    if Path("/proc/cpuinfo").exists() and platform.machine() == "x86_64":
+        assert "sse4_2" in env["cpu_flags"]  # every x86-64 CPU torch's wheels run on has it
+    assert env["memory_gb"] > 0
+    assert env["torch_cpu_capability"] in ("DEFAULT", "VSX", "ZVECTOR", "AVX2", "AVX512", "SVE256")

@@ -1,5 +1,7 @@
 """REFORMS: 32 items; item 5d quotes the pre-set criterion and the decision where present."""
 
+from types import SimpleNamespace
+
 from locallm.report.reforms import selection_criterion
 from locallm.report.reforms_items import ITEMS, MODULES
 from locallm.report.run_files import Run
@@ -58,3 +60,77 @@ def test_the_metric_table_says_how_much_of_the_passages_each_stage_saw():
     run.metrics, run.tables["metrics.tsv"] = "metrics.tsv", metrics
     table = metric_table(run)
     assert table["passage seen"].tolist() == ["100%", "42%, cut in 90% of rows"]
+
+
+def test_compute_time_sums_only_this_configs_benchmark_files(tmp_path):
+    from pathlib import Path
+
+    from locallm.config import load_config, tokenization_id
+    from locallm.report.reforms import benchmark_seconds, run_benchmarks
+
+    config = load_config(Path(__file__).parents[1] / "config" / "test.yaml")
+    variant = next(iter(config["variants"]))
+    shards = config["corpus"]["shards"]
+    ours = [
+        f"ingest/{0:03d}.tsv",
+        "split/split.tsv",
+        f"sft/{variant}.tsv",
+        f"infer/{variant}/sft/000.tsv",
+        f"tokenize/{tokenization_id(config, variant)}.tsv",
+    ]
+    others = [
+        f"ingest/{shards:03d}.tsv",  # a shard of a config with more shards
+        "sft/other_variant.tsv",
+        f"infer/{variant}/no_such_stage/000.tsv",
+        "tokenize/0123456789ab.tsv",
+        "convert_gguf/some-model.tsv",
+        "archive/archive.tsv",
+    ]
+    for name in ours + others:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("s\th:m:s\n60.0\t0:01:00\n")
+    files = run_benchmarks(tmp_path, config)
+    assert sorted(f.relative_to(tmp_path).as_posix() for f in files) == sorted(ours)
+    assert benchmark_seconds(files) == 60.0 * len(ours)
+
+
+def test_the_archive_command_of_2e_keeps_its_target_out_of_configfile():
+    from locallm.report.reforms import REFORMS_FILLERS
+
+    text = REFORMS_FILLERS["2e"](SimpleNamespace(results="results/demo"))
+    assert "--configfile=results/demo/report/config.yaml archive`" in text
+    assert "--configfile results" not in text
+
+
+def test_7d_says_what_is_byte_identical_and_names_this_runs_cpu_family():
+    from locallm.report.reforms import REFORMS_FILLERS
+
+    run = Run(
+        config={"seed": 3}, raw_files=[], ingest_report="", filter_report="", split_report="",
+        cluster_summary="", duplicates="", splits={}, split_rejects="", lengths={}, models={},
+        predictions={}, environment={"cpu": "Some CPU", "cpu_flags": ["avx", "avx2"]},
+    )  # fmt: skip
+    text = REFORMS_FILLERS["7d"](run)
+    assert "On CPUs of the same family the same seed gives byte-identical results" in text
+    assert "up to 29 of 1,349 predictions differed" in text
+    assert "This run: CPU Some CPU, vector flags avx, avx2." in text
+
+
+def test_a_derived_label_is_described_with_its_source_and_rule():
+    from locallm.config import with_defaults
+    from locallm.report.run_files import label_origin
+
+    derived = {"era": {"from": "year", "bins": [1790, 1900, 2030], "labels": ["old", "new"]}}
+    config = with_defaults(
+        {"corpus": {"derived_columns": derived}, "task": {"label_column": "era"}}
+    )
+    assert label_origin(config) == (
+        "The label `era` is not a column of the raw files: ingest derives it by binning the "
+        "numbers in `year`: [1790, 1900) → `old`, [1900, 2030) → `new`; values outside are "
+        "rejected (`underivable` in the ingest rejects; `corpus.derived_columns.era` in "
+        "config.yaml)."
+    )
+    plain = with_defaults({"task": {"label_column": "party"}})
+    assert (
+        label_origin(plain) == "The label is the corpus column `party`, as the raw files give it."
+    )

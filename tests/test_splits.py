@@ -269,3 +269,45 @@ def test_a_split_set_to_zero_may_be_empty(tmp_path):
         test=0.5,
     )
     assert splits["validation"].empty and len(splits["train"]) + len(splits["test"]) == 6
+
+
+def test_split_corpus_stores_a_metadata_column_typed_differently_per_shard_as_text(tmp_path):
+    # Shard 000 read `year` from JSONL (numbers), shard 001 from CSV (text): Parquet cannot hold a
+    # column of both, which used to stop the split with an ArrowTypeError.
+    docs = corpus(40)
+    first, second = docs.iloc[::2].copy(), docs.iloc[1::2].copy()
+    first["year"] = 1990
+    second["year"] = "1991"
+    write_table(first, tmp_path / "000.parquet")
+    write_table(second, tmp_path / "001.parquet")
+    write_table(NO_PAIRS, tmp_path / "duplicates.parquet")
+    outputs = {s: tmp_path / f"{s}.parquet" for s in ["train", "validation", "test"]}
+    split_corpus(
+        filtered=[tmp_path / "000.parquet", tmp_path / "001.parquet"],
+        duplicates=tmp_path / "duplicates.parquet",
+        settings=split_settings(stratify_by="party"),
+        task=task_settings(label_column="party", labels=["Democratic", "Republican"]),
+        seed=1,
+        outputs=outputs,
+        rejects=tmp_path / "rejects.parquet",
+        report=tmp_path / "report.tsv",
+    )
+    years = pd.concat([read_table(p) for p in outputs.values()]).year
+    assert sorted(set(years)) == ["1990", "1991"]
+
+
+def test_split_with_no_filtered_document_names_the_filter_not_the_fractions(tmp_path):
+    with pytest.raises(ValueError, match="no document to split: the filter rule kept none"):
+        run_split(tmp_path, corpus(4).iloc[:0], NO_PAIRS)
+
+
+def test_split_where_every_label_is_rejected_names_task_labels(tmp_path):
+    docs = corpus(10)
+    docs["party"] = "Whig"
+    with pytest.raises(ValueError, match=r"all 30 have a party that is not one of task\.labels"):
+        run_split(tmp_path, docs, NO_PAIRS)
+
+
+def test_a_cluster_cap_of_zero_is_refused_by_the_schema():
+    with pytest.raises(ValueError, match=r"config key filter\.cluster_cap: 0 is less than"):
+        with_defaults({"filter": {"cluster_cap": 0}})

@@ -214,3 +214,25 @@ def test_a_workflow_whose_library_differs_from_the_installed_locallm_stops_with_
     printed = result.stdout + result.stderr
     assert "is not this workflow's code" in printed
     assert f"pip install -e {workdir.resolve()}" in printed
+
+
+def test_a_config_file_with_a_duplicate_key_or_yes_stops_the_dag_naming_the_line(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = workdir / "config" / "test.yaml"
+    config.write_text(config.read_text() + "seed: 7\nseed: 8\ncorpus_extra: yes\n")
+    result = snakemake(workdir, "-n", check=False)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "key 'seed' appears again" in printed
+    assert "'yes' is read as the boolean True (YAML 1.1)" in printed
+
+
+def test_a_top_level_typo_prints_the_key_not_the_schema(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = workdir / "config" / "test.yaml"
+    config.write_text(config.read_text() + "evalution: {}\n")
+    result = snakemake(workdir, "-n", check=False)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "'evalution' was unexpected" in printed
+    assert len(printed.splitlines()) < 40

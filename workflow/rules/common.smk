@@ -14,13 +14,23 @@ if problem := installed_mismatch(workflow.basedir):
     raise WorkflowError(problem)
 
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
-from locallm.config import canonical, run_name
+from locallm.config import canonical, run_name, with_defaults, yaml_problems
 from locallm.config_checks import config_problems
 from locallm.paths import BUILTIN_GGUF, SOTU_JSONL
 from locallm.plan import SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
-from locallm.model.preflight import format_preflight, preflight_table
+from locallm.model.preflight import format_preflight, local_gpu_count, preflight_table
 
+# Snakemake's YAML reading keeps the last of two equal keys and reads yes/no/on/off as booleans;
+# the config files are read again, strictly, so that neither passes unremarked.
+YAML_PROBLEMS = [p for path in workflow.configfiles for p in yaml_problems(path)]
+if YAML_PROBLEMS:
+    raise WorkflowError("invalid config file:\n  " + "\n  ".join(YAML_PROBLEMS))
+# One line naming the key; snakemake.utils.validate would print the whole schema with it.
+try:
+    with_defaults(config)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 validate(config, "../schemas/config.schema.yaml")
 # Outputs go to results/NAME/ (locallm.paths); NAME defaults to the config file's stem and is
 # written into the resolved config, so that a rerun from results/NAME/report/config.yaml keeps it.
@@ -58,7 +68,11 @@ if not workflow.is_main_process and config["hpc"]["offline"]:
 # any job is submitted; a model not fetched yet is listed as such.
 if workflow.is_main_process:
     print(
-        format_preflight(preflight_table(config, PLAN.variant_lengths)), file=sys.stderr
+        format_preflight(
+            preflight_table(config, PLAN.variant_lengths),
+            gpus_here=local_gpu_count() if workflow.local_exec else None,
+        ),
+        file=sys.stderr,
     )
 
 # Every output's path (locallm.paths); rules name them as PATHS.<name>.

@@ -55,6 +55,62 @@ def with_defaults(config: dict[str, Any] | None = None) -> dict[str, Any]:
     return filled
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that notes duplicate keys and YAML 1.1 booleans instead of passing them."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.problems: list[tuple[int, str]] = []  # (line, problem)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                self.problems.append(
+                    (
+                        line,
+                        f"key {key_node.value!r} appears again (first on line {seen[key]}); "
+                        "YAML would keep only the last value: remove one of them",
+                    )
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_bool(self, node):
+        # YAML 1.1 (PyYAML, hence Snakemake) reads yes/no/on/off as booleans; YAML 1.2 and
+        # people do not, so a key `on:` or a value `no` would silently change meaning.
+        value = super().construct_yaml_bool(node)
+        if node.value.lower() not in ("true", "false"):
+            self.problems.append(
+                (
+                    node.start_mark.line + 1,
+                    f"{node.value!r} is read as the boolean {value} (YAML 1.1); write "
+                    f"{str(value).lower()} for a boolean, or quote it ('{node.value}') for the "
+                    "text",
+                )
+            )
+        return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:bool", _StrictLoader.construct_yaml_bool)
+
+
+def yaml_problems(path: str | Path) -> list[str]:
+    """Duplicate keys and YAML 1.1 booleans (yes/no/on/off) of a config file, each naming its line
+    and the fix; Snakemake's own reading keeps the last duplicate and turns those words into
+    booleans without a word."""
+    loader = _StrictLoader(Path(path).read_text())
+    try:
+        loader.get_single_data()
+    except yaml.YAMLError as error:
+        return [f"{path}: not valid YAML ({error})"]
+    finally:
+        loader.dispose()
+    return [f"{path} line {line}: {problem}" for line, problem in sorted(loader.problems)]
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and fill in defaults."""
     return with_defaults(yaml.safe_load(Path(path).read_text()) or {})
@@ -116,11 +172,21 @@ def tokenization_settings(config: dict[str, Any], variant: str) -> dict[str, Any
     return {key: settings[key] for key in TOKENIZATION_KEYS}
 
 
+# The config sections the training examples are built from (and the toy base's tokenizer, which
+# bootstrap_base trains on the corpus): another corpus or task makes other tokenized data.
+DATA_SECTIONS = ("seed", "corpus", "dedup", "cluster", "filter", "split", "task")
+
+
 def tokenization_id(config: dict[str, Any], variant: str) -> str:
-    """A digest of the variant's tokenization settings: the folder of its tokenized data under
-    results/tokenized/, shared by every variant that tokenizes the same way.
+    """A digest of the variant's tokenization settings and of what its examples are built from:
+    the folder of its tokenized data under results/tokenized/, shared by every variant of the
+    config that tokenizes the same way.
+
+    With the data sections in it, a config with another corpus or task gets its own folder, so
+    that the pre-flight never reads another config's token lengths as this one's.
     """
-    settings = json.dumps(tokenization_settings(config, variant), sort_keys=True)
+    data = {key: config[key] for key in DATA_SECTIONS} | {"tiny": config["model"]["tiny"]}
+    settings = json.dumps([tokenization_settings(config, variant), data], sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 

@@ -48,22 +48,29 @@ def plot_map(model: FittedClusters, texts: list[str], labels: list[str], seed: i
     points = pca.transform(matrix)
     centres = pca.transform(model.kmeans.cluster_centers_)
     colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
-    fig, ax = plt.subplots(figsize=(9, 7))
-    gap = 0.045 * (points[:, 1].max() - points[:, 1].min()) if len(points) else 0.0
-    label_y = spread(centres[:, 1], gap)
+    fig, ax = plt.subplots(figsize=(11, 7))
+    width = float(np.ptp(points[:, 0])) if len(points) else 1.0
+    height = float(np.ptp(points[:, 1])) if len(points) else 1.0
+    # Labels stand in a column right of the documents, each joined to its centroid by a line:
+    # placed at the centroids they piled on the dense core, where most centroids sit.
+    label_x = (points[:, 0].max() if len(points) else 0.0) + 0.08 * width
+    label_y = spread(centres[:, 1], max(0.045 * height, height / max(len(labels), 1) * 0.9))
     for cluster, label in enumerate(labels):
         mask = clusters == cluster
         ax.scatter(*points[mask].T, s=6, alpha=0.5, color=colours(cluster % 20), label=label)
         ax.annotate(
-            label, centres[cluster], xytext=(centres[cluster, 0], label_y[cluster]),
-            fontsize=8, weight="bold", ha="center", va="center",
+            label, centres[cluster], xytext=(label_x, label_y[cluster]),
+            fontsize=8, weight="bold", ha="left", va="center", annotation_clip=False,
             bbox={"boxstyle": "round", "fc": "white", "ec": colours(cluster % 20), "alpha": 0.85},
             arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8},
         )  # fmt: skip
+        ax.plot(*centres[cluster], marker="x", color="black", markersize=6)
+    fig.subplots_adjust(right=0.72)  # room for the label column beside the axes
     ax.set_xlabel("principal component 1")
     ax.set_ylabel("principal component 2")
     ax.set_title(f"{len(texts)} sampled documents in {len(labels)} clusters ({model.features})")
     ax.legend(fontsize=7, markerscale=3, loc="best")
+    ax.set_xlim(right=label_x)  # the labels begin where the axes end
     return fig
 
 

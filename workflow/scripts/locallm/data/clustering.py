@@ -92,6 +92,13 @@ def sample_rows(
 def fit_clusters(texts: list[str], settings: dict, seed: int) -> ClusterModel:
     """Fit the features named by cluster.features and MiniBatchKMeans(k) on `texts`."""
     k = settings["k"]
+    if not texts:
+        raise ValueError(
+            "no document to cluster: ingest kept none. Every record was rejected; "
+            "results/NAME/corpus/ingest_report.tsv counts the reasons and "
+            "results/NAME/corpus/rejects/ names each record's (a misspelled corpus column "
+            "rejects them all as missing_column)"
+        )
     if len(texts) < k:
         raise ValueError(f"config cluster.k is {k} but only {len(texts)} documents to cluster")
     terms = CountVectorizer(

@@ -7,16 +7,18 @@ shard's rejects table with a reason. Reasons:
 - `undecodable`: bytes not valid in `corpus.encoding` (a .txt file is rejected whole).
 - `malformed_row`: a CSV/TSV row with the wrong number of fields or an unclosed quote (the
   line where the quote opens; reading resumes on the next line), a JSONL line that is not JSON,
-  nested too deeply or not an object, a text value that is not a string, any other exception met
-  while reading or preparing one record (the detail names it).
+  nested too deeply, not an object or holding NaN/Infinity, a text value that is not a string, an
+  id, group or metadata value that is a list or mapping, any other exception met while reading or
+  preparing one record (the detail names it).
 - `missing_column`: the text, id, group or a metadata column is absent (from a CSV/TSV/Parquet
   header: every record of that file is rejected, the detail names file and column; from a JSONL
   object: that record). A .txt record has only its text, so configuring `id_column`,
   `group_column` or `metadata_columns` rejects .txt records.
-- `empty_text`: no visible text left after repair and normalisation (whitespace, zero-width and
-  control characters only; an empty .txt file is one record).
+- `empty_text`: no visible text left after repair and normalisation (whitespace, zero-width,
+  control characters and blank-looking letters such as U+3164 only; an empty file of any text
+  format is one record).
 - `underivable`: a `corpus.derived_columns` entry cannot be computed from the record's value (not a
-  number, outside the bins, not in the map).
+  plain decimal number, e.g. 1_850 or 1.85e3, outside the bins, not in the map).
 - `empty_id`, `empty_group`: the id or group value is null or blank.
 - `duplicate_id`: an id seen before (the first record with the id is kept).
 
@@ -48,18 +50,23 @@ log = get_logger(__name__)
 # --- ingest -----------------------------------------------------------------------------------
 
 
-def _uniform_metadata(kept: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Cast a metadata column that mixes types ("1990" from CSV, 1990 from JSONL) to str."""
+def uniform_metadata(table: pd.DataFrame, columns: list[str], where: str = "") -> pd.DataFrame:
+    """Cast a metadata column that mixes types ("1990" from CSV, 1990 from JSONL) to str.
+
+    Ingest does it per shard; the split does it again over all shards, where one shard's column
+    may be numbers and another's text (Parquet cannot hold both in one column).
+    """
     for column in columns:
-        types = {type(v) for v in kept[column] if not is_blank(v)}
+        types = {type(v) for v in table[column] if not is_blank(v)}
         if len(types) > 1:
             log.warning(
-                "metadata column %r mixes %s; stored as text",
+                "metadata column %r mixes %s%s; stored as text",
                 column,
                 sorted(t.__name__ for t in types),
+                where,
             )
-            kept[column] = [None if is_blank(v) else str(v) for v in kept[column]]
-    return kept
+            table[column] = [None if is_blank(v) else str(v) for v in table[column]]
+    return table
 
 
 def ingest_records(
@@ -122,7 +129,7 @@ def ingest_records(
             )
         log.info("%s: %d record(s) for this shard", path, raw - raw_before)
     columns = ["doc_id", "group_id", "text", *metadata, "source", "source_record", "chunk"]
-    kept = _uniform_metadata(pd.DataFrame(kept_rows, columns=columns), metadata)
+    kept = uniform_metadata(pd.DataFrame(kept_rows, columns=columns), metadata)
     kept = kept.astype(
         {
             "doc_id": str,

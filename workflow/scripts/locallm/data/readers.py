@@ -145,27 +145,61 @@ def read_txt(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
         yield RawRecord(source, index, line, {column: paragraph})
 
 
-def _quote_left_open(lines: list[str], delimiter: str) -> bool:
-    """True when these lines end inside a quoted field (strict parsing runs out of data)."""
+def _empty_file(source: str) -> RawRecord:
+    """An empty (or blank) CSV/TSV/JSONL file as one rejected record, so that it shows in the
+    rejects as an empty .txt file does, instead of adding nothing without a word."""
+    detail = f"{source} line 1: the file is empty (no header, no record)"
+    return RawRecord(source, 0, 1, None, ("empty_text", detail))
+
+
+def _strict_error(lines: list[str], delimiter: str) -> str | None:
+    """What strict parsing finds wrong with these lines (a quote left open, or text after a
+    closing quote), else None."""
     try:
         list(csv.reader(lines, delimiter=delimiter, strict=True))
-    except csv.Error:
-        return True
-    return False
+    except csv.Error as error:
+        return str(error)
+    return None
+
+
+def _unclosed_quote(lines: list[str], start: int, end: int, delimiter: str, max_lines: int):
+    """Why the record on lines `start`..`end` (1-based) looks like an unclosed quote, or None.
+
+    A quoted cell may span lines, but not more than `max_lines`, not to the end of the file still
+    open, and not closing with text after the quote: that is a stray quote closed by one in a later
+    row, which would merge the rows between into one cell.
+    """
+    spanned = end - start + 1
+    if spanned > max_lines:
+        return f"runs over {spanned} lines (corpus.max_field_lines {max_lines})"
+    if spanned == 1:
+        return None  # a stray quote within one line is read as the csv module reads it
+    error = _strict_error(lines[start - 1 : end], delimiter)
+    if error is None:
+        return None
+    if end == len(lines) and "unexpected end of data" in error:
+        return "is still open at the end of the file"
+    return f"closes on line {end} with text after it ({error})"
 
 
 def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> Iterator[RawRecord]:
     """A CSV/TSV file with a header line; a row with the wrong number of fields is a problem.
 
-    A quoted field still open at the end of the file, or a record over `corpus.max_field_lines`
-    lines, is an unclosed quote: its first line becomes a `malformed_row` and reading starts again
-    on the line after it, so the rows the quote swallowed are read as rows.
+    A quoted field still open at the end of the file, one closed on a later line with text after
+    the closing quote, or a record over `corpus.max_field_lines` lines, is an unclosed quote: its
+    first line becomes a `malformed_row` and reading starts again on the line after it, so the
+    rows the quote swallowed are read as rows.
     """
     encoding, max_lines = settings["encoding"], settings["max_field_lines"]
     csv.field_size_limit(sys.maxsize)  # long documents in one cell are normal here
-    lines = io.StringIO(_decode(path, encoding), newline="").readlines()
+    text = _decode(path, encoding)
+    if not text.strip():
+        yield _empty_file(source)
+        return
+    lines = io.StringIO(text, newline="").readlines()
     header = next(csv.reader(lines[:1], delimiter=delimiter), None)
-    if header is None:
+    if not header:
+        yield RawRecord(source, 0, 1, None, ("malformed_row", f"{source} line 1: no header"))
         return
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
@@ -192,17 +226,8 @@ def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> I
             if not row:
                 continue  # a blank line is not a record
             where = f"{source} line {start}"
-            spanned = end_of_previous - start + 1
-            if spanned > max_lines or (
-                spanned > 1
-                and end_of_previous == len(lines)
-                and _quote_left_open(lines[start - 1 : end_of_previous], delimiter)
-            ):
-                how = (
-                    "is still open at the end of the file"
-                    if spanned <= max_lines
-                    else f"runs over {spanned} lines (corpus.max_field_lines {max_lines})"
-                )
+            how = _unclosed_quote(lines, start, end_of_previous, delimiter, max_lines)
+            if how is not None:
                 problem = (
                     "malformed_row",
                     f"{where}: a quoted field opened here {how}: an unclosed quote? "
@@ -226,11 +251,25 @@ def read_delimited(path: Path, source: str, settings: dict, delimiter: str) -> I
         offset = restart
 
 
+class NotJson(ValueError):
+    """A value Python's json module reads but JSON does not allow."""
+
+
+def _not_json(name: str) -> float:
+    """Reject NaN and Infinity, which json.loads accepts as floats: they are not JSON, and an
+    infinite year or score would pass into metadata unremarked."""
+    raise NotJson(f"{name} is not a JSON value (write null for a missing value)")
+
+
 def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
     """A JSON Lines file: one object per non-blank line."""
     encoding = settings["encoding"]
+    text = _decode(path, encoding)
+    if not text.strip():
+        yield _empty_file(source)
+        return
     index = 0
-    for number, line in enumerate(_decode(path, encoding).split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue  # a blank line is not a record
         where = f"{source} line {number}"
@@ -238,7 +277,9 @@ def read_jsonl(path: Path, source: str, settings: dict) -> Iterator[RawRecord]:
         fields = None
         if problem is None:
             try:
-                value = json.loads(line)
+                value = json.loads(line, parse_constant=_not_json)
+            except NotJson as error:
+                problem = ("malformed_row", f"{where}: {error}")
             except json.JSONDecodeError as error:
                 problem = ("malformed_row", f"{where}: not valid JSON ({error.msg})")
             except RecursionError:
@@ -263,6 +304,37 @@ def read_parquet(path: Path, source: str, settings: dict) -> Iterator[RawRecord]
         raise ValueError(f"corpus file {source}: not a readable Parquet file ({error})") from None
     for index, fields in enumerate(table.to_dict(orient="records")):
         yield RawRecord(source, index, None, fields)
+
+
+def peek_columns(path: str | os.PathLike, settings: dict, lines: int = 100) -> list[str]:
+    """The columns of a corpus file without reading its records: the CSV/TSV header, the keys of
+    the first `lines` JSONL objects, the Parquet schema; a .txt file has only its text. Planning
+    checks the configured columns against these before any job runs."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return [settings["text_column"]]
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except pa.ArrowException as error:
+            raise ValueError(f"corpus file {path}: not a readable Parquet file ({error})") from None
+    with path.open(encoding=settings["encoding"], errors="surrogateescape", newline="") as file:
+        if suffix in (".csv", ".tsv"):
+            first = file.readline().removeprefix("\ufeff")
+            return next(csv.reader([first], delimiter="," if suffix == ".csv" else "\t"), [])
+        keys: dict[str, None] = {}
+        for line in itertools.islice(file, lines):
+            try:
+                value = json.loads(line.removeprefix("\ufeff"))
+            except (ValueError, RecursionError):
+                continue  # ingest rejects the line; its keys are unknown
+            if isinstance(value, dict):
+                keys.update(dict.fromkeys(map(str, value)))
+        return list(keys)
 
 
 def read_records(path: str | os.PathLike, settings: dict) -> Iterator[RawRecord]:

@@ -6,6 +6,8 @@ The reasons a record is rejected for are listed in `locallm.data.ingest`.
 from __future__ import annotations
 
 import bisect
+import math
+import re
 import unicodedata
 from typing import Any
 
@@ -25,10 +27,18 @@ def normalise(text: str, fix_encoding: bool) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Letters and symbols by their Unicode category that still draw nothing: Hangul fillers and the
+# blank Braille pattern, used to pass blank text off as text.
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def has_visible_text(text: str) -> bool:
-    """True when `text` has a character that shows: not whitespace, zero-width or control."""
+    """True when `text` has a character that shows: not whitespace, zero-width, control or a
+    blank-looking letter (BLANK_LOOKING)."""
     return any(
-        not c.isspace() and unicodedata.category(c) not in ("Cf", "Cc", "Cn", "Co", "Cs")
+        not c.isspace()
+        and c not in BLANK_LOOKING
+        and unicodedata.category(c) not in ("Cf", "Cc", "Cn", "Co", "Cs")
         for c in text
     )
 
@@ -50,6 +60,11 @@ def required_columns(settings: dict) -> list[str]:
     return list(dict.fromkeys(c for c in columns if c))
 
 
+# A number as people write it in a table: no digit separators (1_850) or exponent (1.85e3),
+# which Python's float() would read without a word.
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
 class Underivable(ValueError):
     """A derived column's value cannot be computed from a record."""
 
@@ -67,6 +82,11 @@ def derive(value: Any, name: str, spec: dict) -> Any:
         number = float(value)
     except (TypeError, ValueError):
         raise Underivable(f"{spec['from']} {value!r} is not a number ({where}.bins)") from None
+    if isinstance(value, str) and not PLAIN_NUMBER.fullmatch(value.strip()):
+        raise Underivable(
+            f"{spec['from']} {value!r} is not written as a plain decimal number like 1850 or "
+            f"18.5, though Python would read it as {number:g} ({where}.bins)"
+        )
     bins = spec["bins"]
     i = bisect.bisect_right(bins, number) - 1
     if number != number or not 0 <= i < len(bins) - 1:
@@ -96,6 +116,18 @@ def record_problem(record: RawRecord, settings: dict) -> tuple[str, str] | None:
     ):
         if column and is_blank(fields[column]):
             return reason, f"{record.where()}: {column!r} is empty"
+    # An id, group or metadata value is one cell: a list or mapping (from JSONL or Parquet) would
+    # be stringified into an id or break the table's column type.
+    for column in (settings["id_column"], settings["group_column"], *settings["metadata_columns"]):
+        value = fields[column] if column else None
+        if isinstance(value, list | dict | tuple):
+            kind = type(value).__name__
+            return "malformed_row", (
+                f"{record.where()}: {column!r} is a {kind}, not a string, number or boolean"
+            )
+        # A float column of a Parquet file may hold infinities, which no table downstream means.
+        if isinstance(value, float) and math.isinf(value):
+            return "malformed_row", f"{record.where()}: {column!r} is {value}, not a finite number"
     return None
 
 

@@ -5,6 +5,7 @@ this; the ingest job (data.ingest) reads the files.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
 import zlib
@@ -91,6 +92,13 @@ def metadata_names(settings: dict) -> list[str]:
 def settings_problems(settings: dict) -> list[str]:
     """Corpus settings that cannot work, one line each naming the key and the fix."""
     problems = []
+    try:
+        codecs.lookup(settings["encoding"])
+    except LookupError:
+        problems.append(
+            f"config corpus.encoding: {settings['encoding']!r} is not an encoding Python knows "
+            "(e.g. utf-8, latin-1, cp1252)"
+        )
     clash = sorted(set(metadata_names(settings)) & set(RESERVED))
     if clash:
         problems.append(

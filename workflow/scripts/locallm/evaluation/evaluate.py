@@ -266,14 +266,15 @@ def plot_confusions(counts: pd.DataFrame) -> plt.Figure:
 
 
 def plot_calibration(reliability: pd.DataFrame, metrics: pd.DataFrame) -> plt.Figure:
-    """Reliability diagrams: accuracy against confidence per bin, the diagonal is perfect."""
+    """Reliability diagrams: accuracy against confidence per bin (its passages above the bar), the
+    diagonal is perfect."""
     keys = list(dict.fromkeys(zip(reliability["variant"], reliability["stage"], strict=True)))
     fig, cells = _grid(keys)
     ece = metrics[metrics["metric"] == "ece"].set_index(["variant", "stage"])["value"]
     for (variant, stage), table in reliability.groupby(["variant", "stage"], sort=False):
         ax = cells[(variant, stage)]
         filled = table[table["n"] > 0]
-        ax.bar(
+        bars = ax.bar(
             filled["lower"],
             filled["accuracy"],
             width=filled["upper"] - filled["lower"],
@@ -281,12 +282,14 @@ def plot_calibration(reliability: pd.DataFrame, metrics: pd.DataFrame) -> plt.Fi
             edgecolor="black",
             alpha=0.7,
         )
+        # Passages per bar: a bar of 2 passages says little, and the reader must see that.
+        ax.bar_label(bars, labels=[f"{n}" for n in filled["n"]], fontsize=7, padding=1)
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_title(f"{variant} / {stage}: ECE {ece.get((variant, stage), np.nan):.3f}")
     fig.supxlabel("confidence (top label probability or vote share)")
-    fig.supylabel("accuracy")
+    fig.supylabel("accuracy (number of passages above each bar)")
     return fig
 
 

@@ -49,14 +49,47 @@ def gguf_facts(path: str | os.PathLike) -> dict[str, Any]:
     return dict(_gguf_facts(path.resolve(), stat.st_size, stat.st_mtime_ns))
 
 
+def gguf_reader(path: str | os.PathLike):
+    """gguf.GGUFReader of `path` (metadata and tensor index, no tensor read); a file that is not
+    GGUF or is cut short is a ValueError naming it, not the reader's bare unpacking error."""
+    from gguf import GGUFReader
+
+    try:
+        return GGUFReader(path)
+    except Exception as error:  # gguf raises ValueError, struct.error, IndexError... on bad bytes
+        raise ValueError(
+            f"GGUF base {path}: not a readable GGUF file ({type(error).__name__}: {error}); it may "
+            "be truncated or another format: download or copy it again"
+        ) from None
+
+
+def gguf_problem(path: str | os.PathLike) -> str | None:
+    """Why the GGUF file at `path` cannot be read (None when it can, or is not there yet)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        gguf_reader(path)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _quantization(file_type: Any) -> str | None:
+    """llama.cpp's name of a GGUF's weight type (file_type 3 -> 'Q4_1'); None if unknown."""
+    from gguf import LlamaFileType
+
+    try:
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+    except (ValueError, TypeError):
+        return None
+
+
 @functools.lru_cache(maxsize=16)
 def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
     """gguf_facts, read once per file version (the DAG asks for it for every job's resources)."""
-    from gguf import GGUFReader
-
     from locallm.model.shape import ModelShape, shape_from_meta
 
-    reader = GGUFReader(path)
+    reader = gguf_reader(path)
     arch = _field(reader, "general.architecture")
     params = sum(int(tensor.n_elements) for tensor in reader.tensors)
 
@@ -89,6 +122,7 @@ def _gguf_facts(path: Path, size: int, mtime_ns: int) -> dict[str, Any]:
         shape = shape_from_meta(path.parent, gguf_file=path.name)
     return {
         "architecture": arch,
+        "quantization": _quantization(_field(reader, "general.file_type")),
         "shape": shape,
         "params": params,
         "context_length": arch_field("context_length"),
@@ -165,6 +199,7 @@ def convert_gguf(gguf: str | os.PathLike, output: str | os.PathLike, threads: in
                 "source_bytes": Path(gguf).stat().st_size,
                 "name": facts["name"],
                 "architecture": facts["architecture"],
+                "quantization": facts["quantization"],
                 "parameters": facts["params"],
                 "context_length": facts["context_length"],
                 "licence": facts["licence"],

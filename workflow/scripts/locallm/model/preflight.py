@@ -8,6 +8,7 @@ whether the memory estimate fits the configured GPU.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -186,17 +187,33 @@ def check_fit(table: pd.DataFrame, hpc: dict[str, Any]) -> None:
         warn(log, f"pre-flight: {message}")
 
 
-def format_preflight(table: pd.DataFrame) -> str:
-    """The table as aligned text, for the terminal."""
-    text = table.to_string(index=False, na_rep="-")
-    note = (
-        "format: how every stage of the variant (zero-shot, few-shot, SFT, DPO) renders prompts: "
-        "`chat` through the chat template, `completion` as plain text in "
-        "training.completion_format (a base model)"
+def local_gpu_count() -> int:
+    """NVIDIA GPUs this machine has (their /dev/nvidiaN devices), found without importing torch."""
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def format_preflight(table: pd.DataFrame, gpus_here: int | None = None) -> str:
+    """The table as aligned text, for the terminal.
+
+    `gpus_here`: the GPUs of the machine the jobs run on when they run locally (None on a
+    cluster). With none, the gpus / gpu_mem_GB / fits columns describe a cluster's GPUs, not this
+    run, and the text says so.
+    """
+    text = "pre-flight (read from the models' files, no weights loaded):\n" + table.to_string(
+        index=False, na_rep="-"
     )
-    if "format" not in table:
-        note = ""
-    return "pre-flight (read from the models' files, no weights loaded):\n" + text + "\n" + note
+    if "format" in table:
+        text += (
+            "\nformat: how every stage of the variant (zero-shot, few-shot, SFT, DPO) renders "
+            "prompts: `chat` through the chat template, `completion` as plain text in "
+            "training.completion_format (a base model)"
+        )
+    if gpus_here == 0 and "gpus" in table:
+        text += (
+            "\nThis machine has no GPU: the jobs run on the CPU. gpus, gpu_mem_GB and fits "
+            "estimate a cluster run on GPUs of hpc.gpu_memory_gb, not this run."
+        )
+    return text
 
 
 def write_preflight(

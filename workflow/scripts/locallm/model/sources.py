@@ -181,3 +181,24 @@ def gguf_sources(bases: list[str]) -> dict[str, str]:
             )
         sources[name] = source
     return sources
+
+
+def missing_folder_problem(base: str) -> str | None:
+    """Why `base` names a local folder that does not exist, or None.
+
+    A name like `models/mine` also reads as a Hub id (owner/name); when its parent is a folder
+    here and the folder itself is not, it is a local path mistyped or not made yet, and fetching
+    it from the Hub would fail late with a misleading error.
+    """
+    if base.startswith("builtin:") or is_gguf_base(base):
+        return None
+    path = Path(base).expanduser()
+    if path.is_dir():
+        return None
+    if path.parent != Path(".") and path.parent.is_dir():
+        return (
+            f"config base {base!r}: no such folder (looked in {path.resolve()}), though "
+            f"{path.parent.as_posix()}/ exists here, so it is not taken for a Hub id; save the "
+            "model there with save_pretrained, or fix the path"
+        )
+    return None

@@ -34,16 +34,21 @@ WORKFLOW_PATHS = [
 REPLICATION = "replication"
 # The package this repository installs (pyproject.toml); not on any index.
 PROJECT = "locallm"
+# torch's CPU wheels (the `+cpu` versions a CPU run locks) are only on PyTorch's own index.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 RERUN = """# Rerunning this archive
 
 Made from git commit {commit} ({tree}).
 
     tar -xzf {archive} && cd {root}
     python3.11 -m venv .venv && . .venv/bin/activate
-    pip install -r {replication}/requirements.lock -e .   # or: pip install -r requirements.txt
-    snakemake --cores all --configfile {replication}/config.yaml
+    pip install --extra-index-url {torch_index} -r {replication}/requirements.lock -e .
+    snakemake --cores all --configfile={replication}/config.yaml
     sha256sum -c <(awk -F'\\t' 'NR>1 {{print $4"  "$2}}' {replication}/checksums.tsv)
 
+The extra index serves the CPU build of torch pinned in the lock (`torch==…+cpu`), which PyPI does
+not; `pip install -r requirements.txt` instead installs the workflow's own ranges. `--configfile=`
+is one token: written apart, it would take the targets after it for more config files.
 `config.yaml` is the run's resolved config (every default filled in), `requirements.lock` every
 package installed when the report was written, `environment.json` the machine (CPU, GPU, OS),
 `checksums.tsv` the SHA-256 of the inputs and of every table the paper cites. {data}
@@ -132,6 +137,7 @@ def write_archive(
         archive=output.name,
         root=root,
         replication=REPLICATION,
+        torch_index=TORCH_CPU_INDEX,
         data=(
             "The input data are included at their original paths."
             if inputs

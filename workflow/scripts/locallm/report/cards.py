@@ -5,19 +5,21 @@ Face Hub metadata header, the training settings, test metrics with CIs, intended
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
 from locallm.model.facts import base_licence
-from locallm.model.sources import BUILTIN_WHEELS
+from locallm.model.sources import BUILTIN_WHEELS, CONVERSION_INFO
 from locallm.report.run_files import (
     RUN_INFO,
     Run,
     cite,
     filter_totals,
     label_balance,
+    label_origin,
     leakage_check,
     markdown_table,
     metric_table,
@@ -84,6 +86,8 @@ def data_card_markdown(run: Run) -> str:
         "",
         "## Splits and label balance",
         "",
+        label_origin(run.config),
+        "",
         sample_size(run, with_warnings=False),
         "",
         markdown_table(label_balance(run)),
@@ -102,10 +106,29 @@ def data_card_markdown(run: Run) -> str:
     return "\n".join(sections)
 
 
-def _licence(info: dict[str, Any]) -> str:
+# Settings that only LoRA and QLoRA use: a full fine-tuning card would list them as if they applied.
+ADAPTER_SETTINGS = (
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "use_dora",
+    "use_rslora",
+)
+# The Hub asks for a license_name beside `license: other`.
+TINY_LICENCE_NAME = "locallm-bootstrapped"
+UNKNOWN_LICENCE_NAME = "unknown: see the base model's terms"
+
+
+def _licence(info: dict[str, Any]) -> dict[str, str]:
+    """The card's licence keys: an SPDX-like id, or `other` with the name the Hub asks for."""
     if info.get("base") == "builtin:tiny":
-        return "other"
-    return base_licence(info.get("base"), info.get("base_path")) or "other"
+        # Bootstrapped here from the run's corpus: no upstream licence; the corpus's terms apply.
+        return {"license": "other", "license_name": TINY_LICENCE_NAME}
+    found = base_licence(info.get("base"), info.get("base_path"))
+    if found and found != "other":
+        return {"license": found}
+    return {"license": "other", "license_name": UNKNOWN_LICENCE_NAME}
 
 
 def _terms_notice(base: str | None) -> list[str]:
@@ -123,6 +146,30 @@ def _terms_notice(base: str | None) -> list[str]:
     ]
 
 
+def _conversion(info: dict[str, Any]) -> str:
+    """A sentence on a base converted from GGUF: its weights were dequantized, not the originals."""
+    base_dir = info.get("base_path")
+    if not base_dir or not (Path(base_dir) / CONVERSION_INFO).is_file():
+        return ""
+    converted = json.loads((Path(base_dir) / CONVERSION_INFO).read_text())
+    kind = converted.get("quantization") or "quantized"
+    return (
+        f" The base was converted from the GGUF file `{Path(converted['source']).name}`: its "
+        f"{kind} weights dequantized to {converted.get('dtype', 'float32')}, so it is not the "
+        "original full-precision model and results may differ from it."
+    )
+
+
+def _data_size(info: dict[str, Any]) -> str:
+    """What the stage trained on: preference pairs, or examples (and the sequences they packed)."""
+    if "preference_pairs" in info:
+        return f" on {info['preference_pairs']} preference pairs"
+    if "train_examples" not in info:
+        return ""
+    packed = f" packed into {info['train_sequences']} sequences" if info.get("packing") else ""
+    return f" on {info['train_examples']} training examples{packed}"
+
+
 def model_card_markdown(run: Run, variant: str, stage: str) -> str:
     """A trained stage's README.md: Hub metadata header, settings, test metrics, use, limits."""
     info = run.run_info(variant, stage)
@@ -136,7 +183,7 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
     header = {
         "base_model": info.get("base"),
         "library_name": library,
-        "license": _licence(info),
+        **_licence(info),
         "datasets": [f"local: {', '.join(run.raw_files)}"],
         "language": ["en"] if run.config["corpus"]["source"] == "sotu" else [],
         "tags": ["locallm", stage, str(info.get("method")), "trl"],
@@ -163,6 +210,8 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
     if not header["language"]:
         del header["language"]
     settings = info.get("settings", {})
+    if info.get("method") == "full":
+        settings = {k: v for k, v in settings.items() if k not in ADAPTER_SETTINGS}
     lines = [
         "---",
         yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(),
@@ -172,7 +221,8 @@ def model_card_markdown(run: Run, variant: str, stage: str) -> str:
         "",
         f"{stage.upper()} stage of variant `{variant}`: method `{info.get('method')}` on base "
         f"`{info.get('base')}` (fingerprint `{info.get('base_fingerprint')}`), trained by locallm "
-        f"for {info.get('steps')} steps (seed {info.get('seed')}).",
+        f"for {info.get('steps')} steps{_data_size(info)} (seed {info.get('seed')})."
+        + _conversion(info),
         "",
         "## Task",
         "",

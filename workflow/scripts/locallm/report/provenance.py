@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from locallm.hashing import sha256
+from locallm.machine import cpu_flags, cpu_model, memory_gb
+from locallm.report.archive import REPLICATION
 
 CHECKSUM_COLUMNS = ["role", "path", "bytes", "sha256"]
 
@@ -55,10 +58,23 @@ def _git(repo: Path, *args: str) -> str | None:
 
 
 def git_state(repo: str | os.PathLike) -> dict[str, Any]:
-    """The commit checked out in `repo` and whether tracked files differ from it (None: no git)."""
+    """The commit checked out in `repo` and whether tracked files differ from it (None: no git).
+
+    An unpacked archive has no git: its replication/manifest.json names the commit it was made
+    from, and the state says it came from there.
+    """
     repo = Path(repo)
     commit = _git(repo, "rev-parse", "HEAD")
     if commit is None:
+        manifest = repo / REPLICATION / "manifest.json"
+        if manifest.is_file():
+            made_from = json.loads(manifest.read_text())
+            return {
+                "commit": made_from.get("commit"),
+                "dirty": made_from.get("dirty"),
+                "changed_files": [],
+                "source": f"{REPLICATION}/manifest.json (an unpacked archive, not a git checkout)",
+            }
         return {"commit": None, "dirty": None, "changed_files": []}
     changed = _git(repo, "status", "--porcelain", "--untracked-files=no") or ""
     files = [line[3:] for line in changed.splitlines() if line.strip()]
@@ -75,16 +91,6 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _accelerator() -> dict[str, Any]:
     """torch's version, its CUDA build, and the GPUs it sees (none on a CPU machine)."""
     try:
@@ -96,6 +102,8 @@ def _accelerator() -> dict[str, Any]:
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
         "torch": torch.__version__,
+        # The kernel family torch picked for this CPU (e.g. AVX2, AVX512).
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "gpus": gpus,
@@ -107,8 +115,10 @@ def environment(repo: str | os.PathLike) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         **_accelerator(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
+        "memory_gb": memory_gb(),
         "os": platform.platform(),
         "git": git_state(repo),
         "packages": installed_packages(),

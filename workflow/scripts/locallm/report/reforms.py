@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from locallm.model.facts import base_licence
+from locallm.config import tokenization_id, variant_settings
+from locallm.model.facts import TINY, base_licence
+from locallm.model.sources import builtin_name, gguf_sources
 from locallm.report.reforms_items import AUTHOR_HINTS, ITEMS, MODULES
 from locallm.report.run_files import (
     RUN_INFO,
@@ -18,6 +21,7 @@ from locallm.report.run_files import (
     as_int,
     cite,
     label_balance,
+    label_origin,
     leakage_check,
     markdown_table,
     metric_table,
@@ -56,7 +60,7 @@ def _compute(run: Run) -> str:
             }
         )
     lines.append(markdown_table(pd.DataFrame(rows)))
-    total = benchmark_seconds(run.benchmarks)
+    total = benchmark_seconds(run_benchmarks(run.benchmarks, run.config))
     if total is not None:
         lines.append(
             f"All jobs together: {total / 60:.1f} minutes of wall time (the sum over jobs, each "
@@ -69,9 +73,54 @@ def _compute(run: Run) -> str:
     return "\n\n".join(lines)
 
 
-def benchmark_seconds(folder: str | os.PathLike) -> float | None:
-    """Wall seconds summed over the benchmark files Snakemake wrote for each job, if any."""
+# Benchmark folders per rule whose first name is a variant (then stage, then shard), or a shard.
+VARIANT_RULES = ("sft", "dpo", "fetch_base", "gather_predictions", "infer", "merge", "perplexity")
+SHARD_RULES = ("ingest", "filter", "minhash", "cluster_assign")
+# Not part of the run the report describes: they package it afterwards.
+AFTER_RUN_RULES = ("archive", "archive_with_data")
+
+
+def run_benchmarks(folder: str | os.PathLike, config: dict[str, Any]) -> list[Path]:
+    """The benchmark files of this config's jobs in `folder`.
+
+    benchmarks/ is shared by every config run in the same working folder: files of other
+    variants, shard counts, tokenizations or bases would otherwise be summed into this run's time.
+    """
+    variants, stages = set(config["variants"]), set(config["inference"]["stages"])
+    bases = {variant_settings(config, v)["base"] for v in config["variants"]}
+    own = {
+        "tokenize": {tokenization_id(config, v) for v in config["variants"]},
+        "convert_gguf": set(gguf_sources(sorted(bases))),
+        "fetch_builtin": {builtin_name(b) for b in bases if b.startswith("builtin:")},
+    }
+
+    def shard_of(name: str, count: int) -> bool:
+        return name.isdigit() and int(name) < count
+
+    def of_this_run(parts: tuple[str, ...]) -> bool:
+        rule, names = parts[0], parts[1:]
+        if rule in AFTER_RUN_RULES:
+            return False
+        if rule == "bootstrap_base":
+            return TINY in bases
+        if rule in own:
+            return names[0] in own[rule]
+        if rule in SHARD_RULES:
+            return shard_of(names[0], config["corpus"]["shards"])
+        if rule in VARIANT_RULES:
+            return (
+                names[0] in variants
+                and (len(names) < 2 or names[1] in stages)
+                and (len(names) < 3 or shard_of(names[2], config["inference"]["shards"]))
+            )
+        return True
+
     files = sorted(Path(folder).glob("*/**/*.tsv"))
+    return [f for f in files if of_this_run(f.relative_to(folder).with_suffix("").parts)]
+
+
+def benchmark_seconds(files: list[Path]) -> float | None:
+    """Wall seconds summed over the benchmark files Snakemake wrote for each job, if any."""
     if not files:
         return None
     return float(sum(read_tsv(str(f))["s"].sum() for f in files))
@@ -82,7 +131,9 @@ def _outcome(run: Run) -> str:
     return (
         f"Task `{task['kind']}`: the label in column `{task['label_column']}`, one of "
         + ", ".join(f"`{label}`" for label in task["labels"])
-        + ". The prompt:\n\n```text\n"
+        + ". "
+        + label_origin(run.config)
+        + " The prompt:\n\n```text\n"
         + task["prompt"]
         + "\n```\n\n"
         + markdown_table(label_balance(run))
@@ -286,11 +337,19 @@ def _uncertainty(run: Run) -> str:
 
 
 def _seeds(run: Run) -> str:
+    env = run.environment
+    flags = ", ".join(env.get("cpu_flags") or []) or "not recorded"
     return (
-        f"One seed ({run.config['seed']}) drives sampling, splits, training and the bootstrap; "
-        "on a CPU the same seed gives byte-identical results (docs/reproduce.md). This run did "
-        "not repeat training with other seeds, so the CIs above do not include training "
-        "variability.\n\n" + AUTHOR + " Rerun with other `seed` values if the claim needs it."
+        f"One seed ({run.config['seed']}) drives sampling, splits, training and the bootstrap. "
+        "On CPUs of the same family the same seed gives byte-identical results; on another CPU "
+        "family the data tables and splits stay identical but model outputs do not (in one "
+        "trial, AVX2-only against AVX-512-BF16, up to 29 of 1,349 predictions differed; "
+        f"docs/reproduce.md). This run: CPU {env.get('cpu', 'not recorded')}, vector flags "
+        f"{flags}. This run did not repeat training with other seeds, so the CIs above do not "
+        "include training variability.\n\n"
+        + AUTHOR
+        + " Rerun with other `seed` values if the claim needs it. "
+        + cite("environment.json")
     )
 
 
@@ -303,6 +362,8 @@ def _code(run: Run) -> str:
         state = f"The workflow's code at git commit `{git['commit']}` " + (
             f"({tree})" if git["dirty"] else "(clean working tree)"
         )
+        if "source" in git:
+            state += f", as recorded in {git['source']}"
     return state + ". " + cite("environment.json") + "\n\n" + AUTHOR + " A DOI for it."
 
 
@@ -315,11 +376,11 @@ REFORMS_FILLERS = {
         "is `config.yaml` beside this file. " + cite("README.md", "docs/reproduce.md")
     ),
     "2e": lambda run: (
-        f"`snakemake --cores all --configfile {run.results}/report/config.yaml` reruns "
-        f"everything; `snakemake --configfile {run.results}/report/config.yaml archive` writes "
-        "one .tar.gz (code, "
-        "config, package lock, checksums) that reruns elsewhere. "
-        + cite("config.yaml", "docs/reproduce.md")
+        f"`snakemake --cores all --configfile={run.results}/report/config.yaml` reruns "
+        f"everything; `snakemake --cores 1 --configfile={run.results}/report/config.yaml archive` "
+        "writes one .tar.gz (code, config, package lock, checksums) that reruns elsewhere "
+        "(`--configfile=` is one token: written apart, it would take the target `archive` for a "
+        "second config file). " + cite("config.yaml", "docs/reproduce.md")
     ),
     "3a": lambda run: sources(run) + "\n\n" + AUTHOR + " When and how the data were collected.",
     "3d": _outcome,

@@ -71,6 +71,32 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def label_origin(config: dict[str, Any]) -> str:
+    """Where the task's label comes from: a corpus column, or how ingest derived it (bins or a map
+    of another column), so that a reader knows the label was not annotated."""
+    column = config["task"]["label_column"]
+    spec = config["corpus"]["derived_columns"].get(column) if column else None
+    if column is None:
+        return "The task has no label column."
+    if spec is None:
+        return f"The label is the corpus column `{column}`, as the raw files give it."
+    where = f"`corpus.derived_columns.{column}` in config.yaml"
+    if "map" in spec:
+        pairs = ", ".join(f"`{k}` → `{v}`" for k, v in spec["map"].items())
+        rule = f"by mapping the values of `{spec['from']}`: {pairs}; other values are rejected"
+    else:
+        bins = spec["bins"]
+        ranges = ", ".join(
+            f"[{low:g}, {high:g}) → `{label}`"
+            for low, high, label in zip(bins, bins[1:], spec["labels"], strict=False)
+        )
+        rule = f"by binning the numbers in `{spec['from']}`: {ranges}; values outside are rejected"
+    return (
+        f"The label `{column}` is not a column of the raw files: ingest derives it {rule} "
+        f"(`underivable` in the ingest rejects; {where})."
+    )
+
+
 def cite(*paths: str) -> str:
     return "Source: " + ", ".join(f"`{p}`" for p in paths) + "."
 

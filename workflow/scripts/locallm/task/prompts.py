@@ -44,6 +44,14 @@ def prompt_problems(task: dict[str, Any]) -> list[str]:
             "config task.prompt has positional field(s) "
             f"{', '.join('{' + f + '}' for f in positional)}; name a column instead, e.g. {{text}}"
         )
+    # `{text.__class__}` or `{text[0]}` would render Python internals or pieces of a value into
+    # every prompt: only plain column names are fields.
+    reaching = [f for f in fields if f not in positional and ("." in f or "[" in f)]
+    if reaching:
+        problems.append(
+            f"config task.prompt field(s) {', '.join('{' + f + '}' for f in reaching)} read an "
+            "attribute or item of a value; use plain column names like {text}"
+        )
     columns = prompt_columns(task) if not positional else []
     if "text" not in columns and not positional:
         problems.append(

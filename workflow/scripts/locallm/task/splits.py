@@ -10,6 +10,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from locallm.data.ingest import uniform_metadata
+from locallm.data.sources import RESERVED
 from locallm.logs import get_logger, warn
 from locallm.settings import SPLITS, split_fractions
 from locallm.tables import read_table, read_tables, write_table, write_tsv
@@ -277,9 +279,25 @@ def split_corpus(
 ) -> None:
     """Rule split: label filter, group split, leakage check and removal, tables and report."""
     docs = read_tables(filtered)
+    if docs.empty:
+        raise ValueError(
+            "no document to split: the filter rule kept none. "
+            "results/NAME/filtered/filter_report.tsv counts what each filter removed, "
+            "results/NAME/filtered/rejects/ names each document's reason; "
+            "loosen that filter in config `filter`"
+        )
+    metadata = [c for c in docs.columns if c not in RESERVED and docs[c].dtype == object]
+    docs = uniform_metadata(docs, metadata, " across shards")
     docs["doc_id"] = docs["doc_id"].astype(str)
     docs["group_id"] = docs["group_id"].astype(str)
     docs, rejected = filter_task_labels(docs, task)
+    if docs.empty:
+        top = ", ".join(repr(v) for v in rejected["detail"].value_counts().index[:5])
+        raise ValueError(
+            f"no document to split: all {len(rejected)} have a {task['label_column']} that is not "
+            f"one of task.labels {task['labels']} (most frequent: {top}); fix task.labels or "
+            "task.label_column"
+        )
     docs = docs.reset_index(drop=True)
     docs["split"] = assign_splits(docs, settings, seed)
     pairs = read_table(duplicates, columns=["doc_id", "duplicate_of"])

@@ -5,6 +5,7 @@ parameter counts, where it ran)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -17,9 +18,12 @@ import pandas as pd
 import torch
 
 from locallm.logs import get_logger
+from locallm.machine import cpu_flags, cpu_model
 from locallm.model.facts import RUN_INFO
 from locallm.model.precision import on_gpu
 from locallm.tables import atomic_dir, save_figure, write_json, write_tsv
+from locallm.train.checkpoints import keep_trained_dtypes
+from locallm.train.progress import progress_logger
 
 log = get_logger("training")
 
@@ -49,7 +53,8 @@ def peak_memory_mb() -> dict[str, float]:
 def environment() -> dict[str, Any]:
     """Where this ran: device, package versions, SLURM job."""
     env = {
-        "device": torch.cuda.get_device_name(0) if on_gpu() else f"cpu ({platform.processor()})",
+        "device": torch.cuda.get_device_name(0) if on_gpu() else f"cpu ({cpu_model()})",
+        "cpu_flags": cpu_flags(),
         "python": platform.python_version(),
         "packages": {name: version(name) for name in PACKAGES},
         "torch_threads": torch.get_num_threads(),
@@ -77,7 +82,10 @@ def plot_training(history: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
 
     panels = ["loss"] + [c for c in ("reward_accuracy", "reward_margin") if c in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    # Constrained layout keeps the panels' axis labels and the title from overlapping.
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4 * len(panels), 3), squeeze=False, layout="constrained"
+    )
     for ax, column in zip(axes[0], panels, strict=True):
         ax.plot(history["step"], history[column], marker=".")
         ax.set_xlabel("step")
@@ -86,19 +94,55 @@ def plot_training(history: pd.DataFrame, title: str):
     return fig
 
 
+def logical_numel(parameter) -> int:
+    """Weights a parameter stands for: a 4-bit one packs two in each stored byte, and its
+    quant_state keeps the unpacked shape (counting storage would halve QLoRA's total)."""
+    state = getattr(parameter, "quant_state", None)
+    return math.prod(state.shape) if state is not None else parameter.numel()
+
+
 def parameter_counts(model) -> dict[str, int]:
-    """Trainable and total parameters, and the number of 4-bit linear layers."""
+    """Trainable and total parameters (4-bit weights counted unpacked), and the number of 4-bit
+    linear layers."""
     import bitsandbytes as bnb
 
     return {
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "total_parameters": sum(p.numel() for p in model.parameters()),
+        "total_parameters": sum(logical_numel(p) for p in model.parameters()),
         "linear_4bit_layers": sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()),
     }
 
 
-def run_trainer(trainer, checkpoint: str | None) -> dict[str, Any]:
+class AlreadyDone(Exception):
+    """Resumed from a checkpoint at the last step: the trainer would otherwise take one more."""
+
+
+def stop_when_done():
+    """A TrainerCallback that ends a run resumed at its last step before any step is taken.
+
+    transformers checks max_steps only after a step, so a run resumed from its final checkpoint,
+    mid-epoch, trains one step too many (41 of 40). By on_train_begin the trainer has loaded the
+    checkpoint's weights and state, which are the finished run.
+    """
+    from transformers import TrainerCallback
+
+    class StopWhenDone(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps > 0:
+                raise AlreadyDone(state.global_step)
+
+    return StopWhenDone()
+
+
+def run_trainer(trainer, checkpoint: str | None, stage: str = "training") -> dict[str, Any]:
     """Train (resuming from `checkpoint`), and measure wall time, tokens/s and memory."""
+    from transformers.trainer_callback import PrinterCallback
+
+    # Progress lines with step, total and time left replace the trainer's raw dictionaries.
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(progress_logger(stage))
+    trainer.add_callback(stop_when_done())
+    trainer.add_callback(keep_trained_dtypes(trainer.model))
     if checkpoint:
         log.info("resuming from %s", checkpoint)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -106,19 +150,27 @@ def run_trainer(trainer, checkpoint: str | None) -> dict[str, Any]:
     if checkpoint:
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         start_tokens = state.get("num_input_tokens_seen", 0)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = result.metrics
+    except AlreadyDone as done:
+        # Killed after its last checkpoint (e.g. while writing the stage): the checkpoint's
+        # weights and log are the finished run.
+        log.info("%s is at the last step %s: nothing left to train", checkpoint, done)
+        metrics = {}
     seconds = time.perf_counter() - started
     # CPU seconds of this process (all threads): comparable between runs on a shared machine.
     cpu_seconds = time.process_time() - cpu_started
     tokens = trainer.state.num_input_tokens_seen - start_tokens
     history = [e for e in trainer.state.log_history if "loss" in e]
+    runtime = metrics.get("train_runtime", seconds)
     return {
         "steps": trainer.state.global_step,
         "resumed_from": checkpoint,
         "wall_time_s": round(seconds, 2),
-        "train_runtime_s": round(result.metrics.get("train_runtime", seconds), 2),
+        "train_runtime_s": round(runtime, 2),
         "tokens": tokens,
-        "tokens_per_s": round(tokens / max(result.metrics.get("train_runtime", seconds), 1e-9), 1),
+        "tokens_per_s": round(tokens / max(runtime, 1e-9), 1),
         "cpu_time_s": round(cpu_seconds, 2),
         "tokens_per_cpu_s": round(tokens / max(cpu_seconds, 1e-9), 1),
         "final_loss": history[-1]["loss"] if history else None,

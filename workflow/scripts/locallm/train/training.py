@@ -104,8 +104,7 @@ class StageRun:
             "lr_scheduler_type": settings["lr_scheduler_type"],
             "warmup_steps": settings["warmup_steps"],
             "weight_decay": settings["weight_decay"],
-            # A run shorter than logging_steps would log nothing, and train_log.tsv would be empty.
-            "logging_steps": min(settings["logging_steps"], max_steps),
+            "logging_steps": logging_interval(settings["logging_steps"], max_steps),
             "save_steps": settings["save_steps"],
             "save_total_limit": settings["save_total_limit"],
             "seed": self.seed,
@@ -123,6 +122,20 @@ class StageRun:
             "include_num_input_tokens_seen": "non_padding",
             "save_only_model": False,
         }
+
+
+def training_examples(train) -> int:
+    """Examples in a tokenized train split: packed sequences hold several (`seq_lengths`)."""
+    if "seq_lengths" in train.column_names:
+        return int(sum(len(lengths) for lengths in train["seq_lengths"]))
+    return len(train)
+
+
+def logging_interval(logging_steps: int, max_steps: int) -> int:
+    """Steps between train_log rows: `logging_steps`, or fewer for a short run, so that its
+    train_log.tsv and loss plot have a row for at least every tenth of it (8 DPO steps logged
+    every 5 would plot one point)."""
+    return max(1, min(logging_steps, max_steps // 10))
 
 
 def stage_key(stage: str, settings: dict[str, Any], seed: int, base_dir: str, inputs: dict) -> str:
@@ -225,7 +238,7 @@ def train_sft(
         peft_config=lora_config(settings),
         callbacks=[checkpoint_marker(), *callbacks],
     )
-    measured = run_trainer(trainer, run.resume_from)
+    measured = run_trainer(trainer, run.resume_from, "sft")
     info = finish_stage(
         run,
         trainer,
@@ -234,6 +247,7 @@ def train_sft(
         measured,
         packing=settings["packing"],
         train_sequences=len(data["train"]),
+        train_examples=training_examples(data["train"]),
     )
     log.info("SFT: %(steps)d steps, %(tokens_per_s).0f tokens/s, final loss %(final_loss)s", info)
 
@@ -307,8 +321,9 @@ def train_dpo(
         processing_class=tokenizer,
         callbacks=[checkpoint_marker(), *callbacks],
     )
-    measured = run_trainer(trainer, run.resume_from)
+    measured = run_trainer(trainer, run.resume_from, "dpo")
     history = train_log(trainer.state.log_history)
+    pairs = len(trainer.train_dataset)
     info = finish_stage(
         run,
         trainer,
@@ -316,6 +331,7 @@ def train_dpo(
         output,
         measured,
         reference="sft model" if full else "sft adapter (frozen copy)",
+        preference_pairs=pairs,
         beta=settings["dpo_beta"],
         loss_type=settings["dpo_loss_type"],
         final_reward_accuracy=history["reward_accuracy"].iloc[-1] if len(history) else None,
