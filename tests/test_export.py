@@ -170,3 +170,56 @@ def test_export_model_writes_gguf_modelfile_readme_and_the_label_check(model_dir
     assert "`Democratic`, `Republican`" in readme
     assert "ollama create v1-sft -f Modelfile" in readme
     assert "rollama::query" in readme and "ollamar::generate" in readme
+
+
+# --- planning: which model, from where, refused when it cannot be written ---------------------
+
+
+def test_export_input_names_the_merged_stage_and_refuses_other_architectures(tmp_path):
+    from locallm.plan import Plan
+
+    gemma = tmp_path / "gemma"
+    gemma.mkdir()
+    (gemma / "config.json").write_text(json.dumps({"model_type": "gemma3"}))
+    config = with_defaults(
+        {"variants": {"tiny": {}, "full": {"method": "full"}, "g": {"base": str(gemma)}}}
+    )
+    plan = Plan(config)
+    assert plan.export_input("tiny", "sft")["model"] == "results/merged/tiny/sft"
+    assert plan.export_input("full", "dpo")["model"] == "results/models/full/dpo"
+    assert plan.export_input("tiny", "fewshot")["examples"] == "results/splits/train.parquet"
+    assert plan.export_model_path("tiny", "base") == "results/models/base"
+    with pytest.raises(ValueError, match="variant g .*Llama-architecture models only.*'gemma3'"):
+        plan.export_input("g", "sft")
+
+
+def test_decision_exports_the_cheapest_good_enough_stage_and_its_best_variant(tmp_path):
+    from locallm.export.choice import export_choice
+
+    metrics = pd.DataFrame(
+        {
+            "variant": ["a", "b", "a", "b", "baseline"],
+            "stage": ["base", "base", "sft", "sft", "majority"],
+            "metric": ["macro_f1"] * 5,
+            "value": [0.5, 0.6, 0.9, 0.8, 0.3],
+            "good_enough": [False, False, True, True, None],
+        }
+    )
+    metrics.to_csv(tmp_path / "metrics.tsv", sep="\t", index=False)
+    assert export_choice({"use": "decision"}, tmp_path / "metrics.tsv") == ("a", "sft")
+    metrics["good_enough"] = [False, False, False, False, None]
+    metrics.to_csv(tmp_path / "metrics.tsv", sep="\t", index=False)
+    assert export_choice({"use": "decision"}, tmp_path / "metrics.tsv") is None
+    named = {"use": {"variant": "b", "stage": "base"}}
+    assert export_choice(named, tmp_path / "metrics.tsv") == ("b", "base")
+
+
+def test_the_export_rule_writes_the_bootstrapped_base_as_gguf(test_workflow):
+    from conftest import snakemake
+
+    snakemake(test_workflow, "results/export/qlora_r8/base")
+    out = test_workflow / "results" / "export" / "qlora_r8" / "base"
+    info = json.loads((out / "export_info.json").read_text())
+    assert info["weight_type"] == "q8_0"
+    assert info["agreement"] >= 0.99
+    assert (out / "Modelfile").read_text().startswith("FROM ./model.gguf")

@@ -15,6 +15,7 @@ if problem := installed_mismatch(workflow.basedir):
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import canonical
 from locallm.config_checks import config_problems
+from locallm.export.choice import export_choice
 from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
 from locallm.model.preflight import format_preflight, preflight_table
@@ -193,3 +194,23 @@ def inference_gpus(wildcards):
 
 def inference_gpu_mem_mb(wildcards):
     return PLAN.gpu_resources(wildcards.variant, "infer").get("gpu_mem_mb", 0)
+
+
+# Export (export.smk).
+def export_input(wildcards):
+    return PLAN.export_input(wildcards.variant, wildcards.stage)
+
+
+def export_model_path(wildcards):
+    return PLAN.export_model_path(wildcards.variant, wildcards.stage)
+
+
+def variant_base(wildcards):
+    return variant_plan(wildcards).dpo.base
+
+
+def chosen_export(wildcards):
+    """The export folder of the variant x stage the decision picks (after evaluate has run)."""
+    metrics = checkpoints.evaluate.get().output.metrics
+    choice = export_choice(config["export"], metrics)
+    return [] if choice is None else f"results/export/{choice[0]}/{choice[1]}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from locallm.config import tokenization_id, tokenization_settings, variant_settings
 from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
+from locallm.export.choice import architecture_problem
 from locallm.model.facts import TINY
 from locallm.model.loading import resolve_base_path
 from locallm.model.preflight import job_resources
@@ -280,6 +281,49 @@ class Plan:
         corpus = self.config["corpus"]
         return corpus["metadata_columns"] + list(corpus["derived_columns"])
 
+    # --- export -------------------------------------------------------------------------------
+
+    def export_model_path(self, variant: str, stage: str) -> str:
+        """The folder export writes from: the merged adapter (sft, dpo), a `full` variant's stage
+        folder, or the base itself (base, fewshot)."""
+        plan = self.variants[variant]
+        if stage not in TRAINED_STAGES:
+            return plan.base_path
+        if plan.dpo.method == "full":
+            return f"results/models/{variant}/{stage}"
+        return f"results/merged/{variant}/{stage}"
+
+    def export_input(self, variant: str, stage: str) -> dict[str, str]:
+        """The export job's model folder (when the workflow builds it), the inference table (the
+        label check) and, for fewshot, the train split (the examples); an architecture export
+        cannot write is a ValueError here, when the DAG is built."""
+        if variant not in self.variants:
+            raise ValueError(
+                f"export: no variant {variant!r} (variants: {', '.join(self.variants)})"
+            )
+        plan = self.variants[variant]
+        problem = architecture_problem(variant, plan.dpo.base, plan.base_path)
+        if problem:
+            raise ValueError(problem)
+        files = {"table": self.inference_table, **plan.base_input}
+        if stage in TRAINED_STAGES:
+            files["model"] = self.export_model_path(variant, stage)
+        if stage == "fewshot":
+            files["examples"] = "results/splits/train.parquet"
+        return files
+
+    @property
+    def export_targets(self) -> list[str]:
+        """The export folder export.use names, or (decision) the record of what was chosen; none
+        without an evaluation (decision) or a threshold to decide by."""
+        use = self.config["export"]["use"]
+        if isinstance(use, dict):
+            return [f"results/export/{use['variant']}/{use['stage']}"]
+        threshold = self.config["evaluation"]["good_enough"]["threshold"]
+        if self.evaluated and threshold is not None:
+            return ["results/export/chosen.json"]
+        return []
+
     # --- targets ------------------------------------------------------------------------------
 
     def _each(self, pattern: str, stages: list[str] | tuple[str, ...]) -> list[str]:
@@ -343,4 +387,5 @@ class Plan:
                 "results/eval/decision.md",
             ]
         report = ["results/report/REFORMS.md"]
-        return data + lengths + self.trained_models + self.predictions + evaluation + report
+        models = self.trained_models + self.predictions
+        return data + lengths + models + evaluation + self.export_targets + report

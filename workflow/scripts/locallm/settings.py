@@ -101,6 +101,7 @@ class InferenceSettings(Settings):
     fewshot_k: int
     max_cut_share: float
     precision: str
+    prefix_cache: bool
 
 
 @dataclass(frozen=True)
