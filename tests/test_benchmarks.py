@@ -270,3 +270,13 @@ def test_smollm2_inference_compares_every_path_with_its_reference_on_a_tiny_base
     printed = capsys.readouterr().out
     assert "generate_texts batched, static cache (bfloat16)" in printed
     assert "Batching's bound (pipeline CPU s / prefill CPU s)" in printed
+
+
+def test_prefix_cache_benchmark_prints_ratio_and_bound_on_a_tiny_base(capsys):
+    results = benchmark("prefix_cache").main(
+        ["--prompts", "3", "--fewshot-k", "0", "1", "--chars", "120", "--threads", "1"]
+    )
+    assert [r["k"] for r in results] == [0, 1]
+    assert results[1]["prefix_tokens"] > results[0]["prefix_tokens"]  # examples join the prefix
+    assert all(r["agreement"] == 1.0 and r["bound"] >= 1 and r["ratio"] > 0 for r in results)
+    assert "| bound |" in capsys.readouterr().out

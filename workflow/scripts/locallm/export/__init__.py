@@ -1,1 +1,1 @@
-"""Export: the chosen model as a GGUF file with an Ollama Modelfile and a README (after evaluation)."""
+"""Export: the chosen model as GGUF, with an Ollama Modelfile and a README (after evaluation)."""
