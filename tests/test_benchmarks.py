@@ -280,3 +280,12 @@ def test_prefix_cache_benchmark_prints_ratio_and_bound_on_a_tiny_base(capsys):
     assert results[1]["prefix_tokens"] > results[0]["prefix_tokens"]  # examples join the prefix
     assert all(r["agreement"] == 1.0 and r["bound"] >= 1 and r["ratio"] > 0 for r in results)
     assert "| bound |" in capsys.readouterr().out
+
+
+def test_export_agreement_benchmark_reports_each_type_on_a_tiny_base():
+    results = benchmark("export_agreement").main(
+        ["--prompts", "3", "--types", "f16", "q4_0", "--chars", "120", "--threads", "1"]
+    )
+    assert [r["type"] for r in results] == ["f16", "q4_0"]
+    assert results[0]["mb"] > results[1]["mb"]  # 4-bit blocks are smaller than float16
+    assert results[0]["agreement"] == 1.0

@@ -179,6 +179,12 @@ def write_gguf(
     model_type = config.get("model_type")
     if model_type not in GGUF_ARCHITECTURES:
         raise UnsupportedArchitectureError(unsupported_message(model_type, str(model_dir)))
+    rope = (config.get("rope_parameters") or config.get("rope_scaling") or {}).get("rope_type")
+    if rope not in (None, "default"):
+        # llama.cpp has keys for scaled RoPE (llama3, yarn), but this writer does not set them.
+        raise UnsupportedArchitectureError(
+            f"{model_dir}: RoPE scaling {rope!r} is not written by this exporter (plain RoPE only)"
+        )
     _, file_type = _qtypes(weight_type)
     state = _state_dict(model_dir)
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
