@@ -223,3 +223,18 @@ def test_the_export_rule_writes_the_bootstrapped_base_as_gguf(test_workflow):
     assert info["weight_type"] == "q8_0"
     assert info["agreement"] >= 0.99
     assert (out / "Modelfile").read_text().startswith("FROM ./model.gguf")
+
+
+def test_chosen_json_says_why_nothing_was_exported(tmp_path):
+    from locallm.export.choice import write_choice
+
+    pd.DataFrame(
+        {"variant": ["a"], "stage": ["sft"], "metric": ["macro_f1"], "value": [0.4],
+         "good_enough": [False]}
+    ).to_csv(tmp_path / "metrics.tsv", sep="\t", index=False)  # fmt: skip
+    write_choice({"use": "decision"}, tmp_path / "metrics.tsv", tmp_path / "chosen.json")
+    record = json.loads((tmp_path / "chosen.json").read_text())
+    assert record["folder"] is None and "good enough" in record["reason"]
+    write_choice({"use": {"variant": "a", "stage": "sft"}}, tmp_path / "metrics.tsv",
+                 tmp_path / "chosen.json")  # fmt: skip
+    assert json.loads((tmp_path / "chosen.json").read_text())["folder"] == "results/export/a/sft"
