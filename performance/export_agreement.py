@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             tokenizer.save_pretrained(folder)
         print(f"\n### Exported GGUF vs {folder}: {len(rows)} passages of {args.chars} characters, "
               f"task {task['label_column']} ({', '.join(task['labels'])})\n")  # fmt: skip
-        print("| type | file MB | write s | equal labels | max abs log-lik diff |")
-        print("|---|---|---|---|---|")
+        print("| type | file MB | write s | equal labels | max abs log-lik diff "
+              "| largest margin flipped | median margin |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
         results = []
         for weight_type in args.types:
             gguf = Path(scratch) / f"model-{weight_type}.gguf"
@@ -70,10 +71,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 "write_s": seconds,
                 "agreement": float(agreement["same"].mean()),
                 "max_diff": float(agreement["max_abs_loglik_diff"].max()),
+                # The largest lead the model's label had where the file's label differs.
+                "flip_margin": float(agreement.loc[~agreement["same"], "margin_model"].max())
+                if (~agreement["same"]).any()
+                else 0.0,
+                "median_margin": float(agreement["margin_model"].median()),
             }
             results.append(row)
             print(f"| {weight_type} | {row['mb']:.1f} | {seconds:.1f} | {row['agreement']:.1%} "
-                  f"| {row['max_diff']:.4f} |")  # fmt: skip
+                  f"| {row['max_diff']:.4f} | {row['flip_margin']:.4f} "
+                  f"| {row['median_margin']:.4f} |")  # fmt: skip
     return results
 
 

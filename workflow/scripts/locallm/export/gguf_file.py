@@ -104,15 +104,23 @@ def gguf_tensors(
         yield name, array
 
 
-def encode_tensor(array: np.ndarray, weight_type: str) -> tuple[np.ndarray, Any]:
-    """The array in the export's type: vectors (norms) stay float32, as llama.cpp requires; a
-    matrix whose rows do not split into quantization blocks falls back to float16."""
+# Tensors kept at 8 bits in a 4- or 5-bit file: the embeddings (also the output layer when tied)
+# and the output layer touch every token's logits, and llama.cpp's own quantizer spares them too.
+SPARED = ("token_embd.weight", "output.weight")
+
+
+def encode_tensor(array: np.ndarray, weight_type: str, name: str = "") -> tuple[np.ndarray, Any]:
+    """The array in the export's type: vectors (norms) stay float32, as llama.cpp requires; the
+    embeddings and output layer of a 4/5-bit file are 8-bit; a matrix whose rows do not split into
+    quantization blocks falls back to float16."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import quantize
 
     qtype, _ = _qtypes(weight_type)
     if array.ndim < 2:
         return array.astype(np.float32), GGMLQuantizationType.F32
+    if name in SPARED and weight_type not in ("f16", "q8_0"):
+        qtype = GGMLQuantizationType.Q8_0
     block = GGML_QUANT_SIZES[qtype][0]
     if array.shape[-1] % block:
         qtype = GGMLQuantizationType.F16
@@ -226,7 +234,7 @@ def write_gguf(
 
     counts: dict[str, int] = {}
     for name, array in gguf_tensors(state, config):
-        data, qtype = encode_tensor(array, weight_type)
+        data, qtype = encode_tensor(array, weight_type, name)
         writer.add_tensor(name, data, raw_dtype=qtype)
         counts[qtype.name] = counts.get(qtype.name, 0) + 1
     writer.write_header_to_file()

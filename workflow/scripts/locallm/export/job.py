@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from locallm.export.gguf_file import write_gguf
@@ -69,7 +70,11 @@ def label_agreement(
     distinct_pad(gguf_tokenizer)
     exported = classify_labels(gguf_model, gguf_tokenizer, records, task, examples, inference)
     columns = [f"loglik_{label}" for label in task["labels"]]
-    delta = abs(reference[columns].to_numpy() - exported[columns].to_numpy()).max(axis=1)
+    scores = reference[columns].to_numpy()
+    delta = abs(scores - exported[columns].to_numpy()).max(axis=1)
+    # How far the model's best label led the next: a flip at a small margin is a near tie.
+    ordered = np.sort(scores, axis=1)
+    margin = ordered[:, -1] - ordered[:, -2] if scores.shape[1] > 1 else np.inf
     return pd.DataFrame(
         {
             "doc_id": rows["doc_id"].astype(str).to_numpy(),
@@ -77,6 +82,7 @@ def label_agreement(
             "label_gguf": exported["parsed_label"].to_numpy(),
             "same": (reference["parsed_label"] == exported["parsed_label"]).to_numpy(),
             "max_abs_loglik_diff": delta,
+            "margin_model": margin,
         }
     )
 
@@ -146,9 +152,12 @@ def export_model(
                 f"folder's; max |log-lik diff| {agreement['max_abs_loglik_diff'].max():.4f}"
             )
             if settings["type"] in HELD_TO_AGREEMENT and share < settings["min_agreement"]:
+                flipped = agreement[~agreement["same"]]
+                log.error("labels that differ:\n%s", flipped.head(50).to_string(index=False))
                 raise ValueError(
-                    f"{message}: below export.min_agreement {settings['min_agreement']}; "
-                    f"the rows are in {Path(output) / 'agreement.tsv'} (not kept: job failed)"
+                    f"{message}: below export.min_agreement {settings['min_agreement']} (the rows "
+                    "that differ are in this log, with the model's margin between its top two "
+                    "labels); f16 keeps the weights closest to the model"
                 )
             log.info(message)
         elif task["kind"] == "classify":
