@@ -185,6 +185,7 @@ def classify_vs_generate(args, task, tiny, train, test) -> dict:
         "batch_size": args.batch_size, "batch_tokens": args.batch_tokens, "max_new_tokens": 16,
         "do_sample": False,
         "temperature": 1.0, "top_p": 1.0, "num_samples": 1, "label_scoring": "sum",
+        "prefix_cache": False,
     }  # fmt: skip
     runs = {}
     for mode in ("generate", "classify"):

@@ -297,3 +297,22 @@ def test_same_results_counts_a_table_equal_once_the_moved_folder_is_renamed(tmp_
     assert same_results.main(args) == 1  # the recorded model path moved
     assert same_results.main([*args, "--renamed", "results/", "results/test/"]) == 0
     assert same_results.main([*args, "--renamed", "results/", "results/demo/"]) == 1
+
+
+def test_prefix_cache_benchmark_prints_ratio_and_bound_on_a_tiny_base(capsys):
+    results = benchmark("prefix_cache").main(
+        ["--prompts", "3", "--fewshot-k", "0", "1", "--chars", "120", "--threads", "1"]
+    )
+    assert [r["k"] for r in results] == [0, 1]
+    assert results[1]["prefix_tokens"] > results[0]["prefix_tokens"]  # examples join the prefix
+    assert all(r["agreement"] == 1.0 and r["bound"] >= 1 and r["ratio"] > 0 for r in results)
+    assert "| bound |" in capsys.readouterr().out
+
+
+def test_export_agreement_benchmark_reports_each_type_on_a_tiny_base():
+    results = benchmark("export_agreement").main(
+        ["--prompts", "3", "--types", "f16", "q4_0", "--chars", "120", "--threads", "1"]
+    )
+    assert [r["type"] for r in results] == ["f16", "q4_0"]
+    assert results[0]["mb"] > results[1]["mb"]  # 4-bit blocks are smaller than float16
+    assert results[0]["agreement"] == 1.0

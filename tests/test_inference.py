@@ -49,6 +49,7 @@ SETTINGS = {
     "temperature": 1.0,
     "top_p": 1.0,
     "num_samples": 1,
+    "prefix_cache": False,
 }
 
 
@@ -499,3 +500,34 @@ def test_infer_shard_loads_in_the_configured_precision_and_records_it(
     predictions = pd.read_parquet(tmp_path / "out.parquet")
     assert predictions["gen_precision"].tolist() == [precision] * len(TEXTS)
     assert predictions["parsed_label"].notna().all()
+
+
+# --- shared-prefix caching --------------------------------------------------------------------
+
+
+def test_shared_prefix_leaves_every_prompt_at_least_one_token_of_its_own():
+    from locallm.infer.scoring import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[7, 2], [1, 2]]) == []
+
+
+@pytest.mark.parametrize("batch_tokens", [1, 40, 4096])
+def test_prefix_caching_gives_the_labels_and_scores_of_running_each_prompt_whole(
+    tokenizer, party_model, batch_tokens
+):
+    task = {**TASK, "system_prompt": "You read speeches."}
+    examples = rows_of(TEXTS[:2], prefix="e")
+    # Passages of different lengths: the remainders after the shared prefix pad differently.
+    texts = TEXTS + [t[: len(t) // 3] for t in TEXTS] + [" ".join([t] * 3) for t in TEXTS]
+    from locallm.task.prompts import build_prompt
+
+    prompts = render_prompts(tokenizer, [build_prompt(r, task, examples) for r in rows_of(texts)])
+    conts = label_continuations(tokenizer, conversation(TEXTS[0]), ["Democratic", "Republican"])
+    whole, _ = label_log_likelihoods(party_model, tokenizer, prompts, conts, batch_tokens=4096)
+    cached, _ = label_log_likelihoods(
+        party_model, tokenizer, prompts, conts, batch_tokens=batch_tokens, prefix_cache=True
+    )
+    assert (whole.argmax(1) == cached.argmax(1)).all()
+    np.testing.assert_allclose(cached, whole, atol=1e-4)

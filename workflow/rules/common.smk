@@ -16,6 +16,7 @@ if problem := installed_mismatch(workflow.basedir):
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import canonical, run_name, with_defaults, yaml_problems
 from locallm.config_checks import config_problems
+from locallm.export.choice import export_choice
 from locallm.paths import BUILTIN_GGUF, SOTU_JSONL
 from locallm.plan import SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
@@ -101,3 +102,15 @@ wildcard_constraints:
     variant="|".join(VARIANTS),
     tokenization="|".join(TOKENIZATIONS),
     stage="base|fewshot|sft|dpo",
+
+
+def chosen_export(wildcards):
+    """The export folder of the variant x stage the decision picks (once evaluate has run): a
+    function of the checkpoint, so it cannot live in Plan."""
+    metrics = checkpoints.evaluate.get().output.metrics
+    choice = export_choice(config["export"], metrics)
+    return (
+        []
+        if choice is None
+        else PATHS.export.format(variant=choice[0], stage=choice[1])
+    )

@@ -25,7 +25,8 @@ rule perplexity:
         "../scripts/perplexity.py"
 
 
-rule evaluate:
+# A checkpoint: export.use `decision` reads its metrics to pick the model to export.
+checkpoint evaluate:
     input:
         predictions=PLAN.predictions,
         perplexities=PLAN.perplexity_tables,

@@ -75,6 +75,9 @@ class Paths:
     confusion_png: str = "eval/confusion.png"
     calibration: str = "eval/calibration.png"
     decision: str = "eval/decision.md"
+    # export (export_gguf, export_chosen)
+    export: str = "export/{variant}/{stage}"
+    export_chosen: str = "export/chosen.json"
     # report (report, archive, archive_with_data)
     reforms: str = "report/REFORMS.md"
     data_card: str = "report/data_card.md"

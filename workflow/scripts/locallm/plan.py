@@ -25,6 +25,7 @@ from locallm.config import (
     variant_settings,
 )
 from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
+from locallm.export.choice import architecture_problem
 from locallm.model.facts import TINY
 from locallm.model.loading import resolve_base_path
 from locallm.model.preflight import job_resources
@@ -64,6 +65,7 @@ VARIANT_RULES = {
     "merge": ("mem_mb",),
     "infer": TRAINING_JOB,
     "perplexity": TRAINING_JOB,
+    "export_gguf": TRAINING_JOB,
 }
 
 
@@ -212,7 +214,7 @@ class Plan:
         """Threads and resources of a per-variant job (keys: VARIANT_RULES[rule])."""
         if rule in ("sft", "dpo", "merge"):
             job = self.training_resources(variant)
-        else:  # infer, perplexity
+        else:  # infer, perplexity, export_gguf: one model in inference
             inference = self.config["inference"]
             gpu = self.gpu_resources(variant, "infer")
             job = {
@@ -405,6 +407,62 @@ class Plan:
         corpus = self.config["corpus"]
         return corpus["metadata_columns"] + list(corpus["derived_columns"])
 
+    # --- export -------------------------------------------------------------------------------
+
+    def export_model_path(self, variant: str, stage: str) -> str:
+        """The folder export writes from: the merged adapter (sft, dpo), a `full` variant's stage
+        folder, or the base itself (base, fewshot)."""
+        plan = self.variants[variant]
+        if stage not in TRAINED_STAGES:
+            return plan.base_path
+        if plan.dpo.method == "full":
+            return self.paths.stage_model.format(variant=variant, stage=stage)
+        return self.paths.merged.format(variant=variant, stage=stage)
+
+    def export_input(self, variant: str, stage: str) -> dict[str, str]:
+        """The export job's model folder (when the workflow builds it), the inference table (the
+        label check) and, for fewshot, the train split (the examples); an architecture export
+        cannot write is a ValueError here, when the DAG is built."""
+        if variant not in self.variants:
+            raise ValueError(
+                f"export: no variant {variant!r} (variants: {', '.join(self.variants)})"
+            )
+        plan = self.variants[variant]
+        problem = architecture_problem(variant, plan.dpo.base, plan.base_path)
+        if problem:
+            raise ValueError(problem)
+        files = {"table": self.inference_table, **plan.base_input}
+        if stage in TRAINED_STAGES:
+            files["model"] = self.export_model_path(variant, stage)
+        if stage == "fewshot":
+            files["examples"] = self.paths.split.format(split="train")
+        return files
+
+    def export_job_input(self, wildcards: Any) -> dict[str, str]:
+        return self.export_input(wildcards.variant, wildcards.stage)
+
+    def export_job_model_path(self, wildcards: Any) -> str:
+        return self.export_model_path(wildcards.variant, wildcards.stage)
+
+    def export_pattern(self, wildcards: Any) -> str:
+        """The export folder pattern, as a params function (a params string would be expanded)."""
+        return self.paths.export
+
+    def variant_base(self, wildcards: Any) -> str:
+        return self.variant(wildcards).dpo.base
+
+    @property
+    def export_targets(self) -> list[str]:
+        """The export folder export.use names, or (decision) the record of what was chosen; none
+        without an evaluation (decision) or a threshold to decide by."""
+        use = self.config["export"]["use"]
+        if isinstance(use, dict):
+            return [self.paths.export.format(**use)]
+        threshold = self.config["evaluation"]["good_enough"]["threshold"]
+        if self.evaluated and threshold is not None:
+            return [self.paths.export_chosen]
+        return []
+
     # --- targets ------------------------------------------------------------------------------
 
     def _each(self, pattern: str, stages: list[str] | tuple[str, ...]) -> list[str]:
@@ -466,4 +524,5 @@ class Plan:
         if self.evaluated:
             evaluation = [paths.metrics, paths.comparison, paths.decision]
         report = [paths.reforms]
-        return data + lengths + self.trained_models + self.predictions + evaluation + report
+        models = self.trained_models + self.predictions
+        return data + lengths + models + evaluation + self.export_targets + report

@@ -106,6 +106,7 @@ class InferenceSettings(Settings):
     fewshot_shortest: float
     max_cut_share: float
     precision: str
+    prefix_cache: bool
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def predict(
         with Progress(len(prompts), "classify") as progress:
             ll, n_tokens = label_log_likelihoods(
                 model, tokenizer, prompts, continuations, batch_tokens=settings["batch_tokens"],
-                progress=progress,
+                progress=progress, prefix_cache=settings["prefix_cache"],
             )  # fmt: skip
         if len(set(n_tokens.tolist())) > 1 and settings["label_scoring"] == "sum":
             log.info(

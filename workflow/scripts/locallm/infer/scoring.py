@@ -42,6 +42,34 @@ def label_continuations(tokenizer, conversation: list[dict], labels: Sequence[st
     return continuations
 
 
+def shared_prefix(token_lists: Sequence[Sequence[int]]) -> list[int]:
+    """The longest run of tokens every list starts with, less at least one token of each list
+    (the last prompt token must be run to give the first label token's logits)."""
+    if not token_lists:
+        return []
+    first, shortest = token_lists[0], min(len(t) for t in token_lists)
+    length = 0
+    while length < shortest - 1 and all(t[length] == first[length] for t in token_lists):
+        length += 1
+    return list(first[:length])
+
+
+def right_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and attention mask (after a shared prefix, whose cache every row
+    continues at the same position, padding must come last)."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def _cache_of(output):
+    return output.cache if hasattr(output, "cache") else output.past_key_values
+
+
 @torch.inference_mode()
 def label_log_likelihoods(
     model,
@@ -52,14 +80,20 @@ def label_log_likelihoods(
     batch_tokens: int,
     max_rows: int | None = None,
     progress: Progress | None = None,
+    prefix_cache: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Summed log-probability of each continuation after each prompt, and each one's token count.
 
     Each prompt is run once; its key/value cache is repeated for the labels, so scoring L labels
     costs one prompt pass plus L short continuation passes, not L full passes. Batches hold up to
     `batch_tokens` padded prompt tokens (and at most `max_rows` prompts, if given).
+    With `prefix_cache`, the tokens all prompts begin with (system prompt, instruction, few-shot
+    examples) are run once and their cache is copied into every batch, which then runs only each
+    prompt's own remainder, padded on the right.
     Returns (log_likelihoods of shape (n_prompts, n_labels), token counts of shape (n_labels,)).
     """
+    import copy
+
     pad_id = pad_token_id(tokenizer)
     device = model_device(model)
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -73,27 +107,53 @@ def label_log_likelihoods(
         cont[j, : len(ids)] = torch.tensor(ids)
         cont_mask[j, : len(ids)] = 1
 
-    scores = np.zeros((len(prompts), n_labels))
-    lengths = [len(p) for p in prompt_ids]
-    for batch in token_batches(lengths, batch_tokens, max_rows=max_rows):
-        ids, mask = left_pad([prompt_ids[i] for i in batch], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        # Positions count real tokens only, as generate() does with left padding.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-            logits_to_keep=1,
+    prefix = shared_prefix(prompt_ids) if prefix_cache else []
+    prefix_kv = None
+    if prefix:
+        prefix_kv = _cache_of(
+            model(input_ids=torch.tensor([prefix], device=device), use_cache=True,
+                  logits_to_keep=1)
         )  # fmt: skip
-        first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
+    own_ids = [p[len(prefix) :] for p in prompt_ids]
+    scores = np.zeros((len(prompts), n_labels))
+    for batch in token_batches([len(p) for p in own_ids], batch_tokens, max_rows=max_rows):
+        b = len(batch)
+        if prefix_kv is not None:
+            ids, own_mask = right_pad([own_ids[i] for i in batch], pad_id)
+            ids, own_mask = ids.to(device), own_mask.to(device)
+            cache = copy.deepcopy(prefix_kv)
+            cache.batch_repeat_interleave(b)
+            mask = torch.cat([torch.ones((b, len(prefix)), dtype=torch.long, device=device),
+                              own_mask], dim=1)  # fmt: skip
+            positions = len(prefix) + torch.arange(ids.shape[1], device=device).expand(b, -1)
+            # Only each row's last real token gives logits (one column per distinct length).
+            last = own_mask.sum(-1) - 1
+            kept, column = torch.unique(last, return_inverse=True)
+            out = model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                use_cache=True, logits_to_keep=kept,
+            )  # fmt: skip
+            last_logits = out.logits[torch.arange(b, device=device), column]
+        else:
+            ids, mask = left_pad([prompt_ids[i] for i in batch], pad_id)
+            ids, mask = ids.to(device), mask.to(device)
+            # Positions count real tokens only, as generate() does with left padding.
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1,
+            )  # fmt: skip
+            last_logits = out.logits[:, -1, :]
+        first = torch.log_softmax(last_logits.float(), dim=-1)  # (B, V)
         # log p(first token of each label | prompt): (B, L)
         total = first[:, cont[:, 0].to(device)]
         if longest > 1:
-            b = len(batch)
-            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            cache = _cache_of(out)
             cache.batch_repeat_interleave(n_labels)
             step_ids = cont[:, :-1].repeat(b, 1).to(device)  # (B*L, T-1), row = prompt-major
             step_mask = cont_mask[:, :-1].repeat(b, 1).to(device)
             full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), step_mask], dim=1)
+            # The labels follow each prompt's real tokens (prefix included): mask.sum.
             start = mask.sum(-1).repeat_interleave(n_labels, 0).unsqueeze(1)
             step_pos = start + torch.arange(longest - 1, device=device).unsqueeze(0)
             out2 = model(
@@ -107,7 +167,7 @@ def label_log_likelihoods(
             total = total + picked.sum(-1).view(b, n_labels)
         scores[batch] = total.cpu().numpy()
         if progress:
-            progress.advance(len(batch))
+            progress.advance(b)
     return scores, cont_mask.sum(-1).numpy()
 
 
