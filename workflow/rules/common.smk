@@ -55,6 +55,8 @@ if workflow.is_main_process:
     )
 
 SHARDS = PLAN.shards
+# dedup.buckets: null gives one bucket per shard, so a bucket job's memory follows shard size.
+DEDUP_BUCKETS = [f"{b:03d}" for b in range(config["dedup"]["buckets"] or len(SHARDS))]
 INFER_SHARDS = PLAN.infer_shards
 VARIANTS = list(PLAN.variants)
 STAGES = PLAN.stages
@@ -78,6 +80,7 @@ mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 wildcard_constraints:
     shard=r"\d{3}",
+    bucket=r"\d{3}",
     split="|".join(SPLITS),
     variant="|".join(VARIANTS),
     tokenization="|".join(TOKENIZATIONS),

@@ -1,5 +1,6 @@
-# Rules of the dedup part (see docs/architecture.md): MinHash signatures per shard, then exact and
-# near-duplicate detection over all signatures in one job (settings: config `dedup`).
+# Rules of the dedup part (see docs/architecture.md), in stages whose memory is bounded: MinHash
+# signatures and band keys per shard, LSH candidates per bucket (a slice of the band keys of every
+# shard, never text), then one small job that confirms candidates and joins copies (config `dedup`).
 
 
 rule minhash:
@@ -7,6 +8,7 @@ rule minhash:
         corpus="results/corpus/{shard}.parquet",
     output:
         signatures="results/dedup/signatures/{shard}.parquet",
+        bands="results/dedup/bands/{shard}.parquet",
     log:
         "logs/minhash/{shard}.log",
     benchmark:
@@ -20,8 +22,28 @@ rule minhash:
         "../scripts/minhash.py"
 
 
+rule dedup_bucket:
+    input:
+        bands=expand("results/dedup/bands/{shard}.parquet", shard=SHARDS),
+    output:
+        pairs="results/dedup/pairs/{bucket}.parquet",
+    log:
+        "logs/dedup_bucket/{bucket}.log",
+    benchmark:
+        "benchmarks/dedup_bucket/{bucket}.tsv"
+    conda:
+        "../../envs/locallm.yaml"
+    threads: 1
+    params:
+        settings=config["dedup"],
+        buckets=len(DEDUP_BUCKETS),
+    script:
+        "../scripts/dedup_bucket.py"
+
+
 rule dedup:
     input:
+        pairs=expand("results/dedup/pairs/{bucket}.parquet", bucket=DEDUP_BUCKETS),
         signatures=expand("results/dedup/signatures/{shard}.parquet", shard=SHARDS),
     output:
         duplicates="results/dedup/duplicates.parquet",
@@ -32,8 +54,6 @@ rule dedup:
     conda:
         "../../envs/locallm.yaml"
     threads: 1
-    resources:
-        mem_mb=4000,
     params:
         settings=config["dedup"],
     script:
