@@ -320,3 +320,20 @@ def reference_duplicates(table: pd.DataFrame, settings) -> pd.DataFrame:
         }
     )
     return result.sort_values("doc_id", ignore_index=True)
+
+
+def test_minhash_in_batches_equals_hashing_the_shard_at_once(tmp_path, monkeypatch):
+    from locallm.data import minhash
+    from locallm.tables import read_table, write_table
+
+    shard = planted_corpus(60, seed=5)[0]
+    write_table(shard, tmp_path / "corpus.parquet")
+    monkeypatch.setattr(minhash, "BATCH_DOCS", 7)
+    minhash.minhash_shard(
+        tmp_path / "corpus.parquet", SETTINGS, tmp_path / "s.parquet", tmp_path / "b.parquet"
+    )
+    whole = signature_table(shard.reset_index(drop=True), SETTINGS)
+    batched = read_table(tmp_path / "s.parquet")
+    assert len(batched) == len(shard) > 14
+    assert batched["exact_hash"].tolist() == whole["exact_hash"].tolist()
+    assert np.array_equal(np.stack(batched["signature"]), np.stack(whole["signature"]))

@@ -1,6 +1,6 @@
 # Rules of the clustering part (see docs/architecture.md): fit on a seeded sample of the whole
-# corpus, assign every shard, then describe the clusters (topic table, map, shares by a metadata
-# column).
+# corpus, assign every shard (and count its share of the description), then describe the clusters
+# from those counts (topic table, map, shares by a metadata column).
 
 
 rule cluster_fit:
@@ -29,12 +29,17 @@ rule cluster_assign:
         corpus="results/corpus/{shard}.parquet",
     output:
         assignments="results/clusters/assignments/{shard}.parquet",
+        terms="results/clusters/partial/terms/{shard}.parquet",
+        bins="results/clusters/partial/bins/{shard}.parquet",
+        examples="results/clusters/partial/examples/{shard}.parquet",
     log:
         "logs/cluster_assign/{shard}.log",
     benchmark:
         "benchmarks/cluster_assign/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
+    params:
+        settings=config["cluster"],
     script:
         "../scripts/cluster_assign.py"
 
@@ -42,7 +47,12 @@ rule cluster_assign:
 rule cluster_summary:
     input:
         model="results/clusters/model.pkl",
-        assignments=expand("results/clusters/assignments/{shard}.parquet", shard=SHARDS),
+        terms=expand("results/clusters/partial/terms/{shard}.parquet", shard=SHARDS),
+        bins=expand("results/clusters/partial/bins/{shard}.parquet", shard=SHARDS),
+        examples=expand(
+            "results/clusters/partial/examples/{shard}.parquet", shard=SHARDS
+        ),
+        # Read only for the map's seeded sample of texts.
         corpus=expand("results/corpus/{shard}.parquet", shard=SHARDS),
     output:
         summary=report(

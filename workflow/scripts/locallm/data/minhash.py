@@ -12,6 +12,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from locallm.logs import get_logger
-from locallm.tables import atomic_path, read_table, write_table
+from locallm.tables import atomic_path, write_table
 
 log = get_logger(__name__)
 
@@ -31,6 +32,10 @@ MAX_HASH = np.uint64((1 << 32) - 1)
 # Fixed seed for the permutations: signatures must be comparable across runs and shards, and the
 # config seed is about sampling, not about which hash family is used.
 PERMUTATION_SEED = 1
+
+# Documents hashed at once: their shingles (a few bytes per word per hash function block) bound
+# the job's memory, whatever the shard's size.
+BATCH_DOCS = 2000
 
 PUNCTUATION = re.compile(
     f"[{re.escape(string.punctuation)}\u2018\u2019\u201c\u201d\u2013\u2014\u2026]"
@@ -190,9 +195,23 @@ def band_table(table: pd.DataFrame, settings: Mapping[str, Any]) -> pa.Table:
 def minhash_shard(
     corpus: str | os.PathLike, settings: Mapping[str, Any], output: str, bands: str
 ) -> None:
-    """Rule `minhash`: write the signatures and the band keys of one corpus shard."""
-    docs = read_table(corpus, columns=["doc_id", "group_id", "text"])
-    table = signature_table(docs, settings)
+    """Rule `minhash`: write the signatures and the band keys of one corpus shard.
+
+    Documents are hashed in batches of BATCH_DOCS read from the file, so memory follows the batch
+    (the shingles of a few thousand texts), not the shard; signatures do not depend on the batch.
+    """
+    if not Path(corpus).exists():
+        raise FileNotFoundError(f"table not found: {corpus}")
+    batches = pq.ParquetFile(corpus).iter_batches(
+        batch_size=BATCH_DOCS, columns=["doc_id", "group_id", "text"]
+    )
+    parts = [signature_table(batch.to_pandas(), settings) for batch in batches]
+    columns = ["doc_id", "group_id", "text"]
+    table = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else signature_table(pd.DataFrame(columns=columns), settings)
+    )
     log.info(
         "%d signatures of %d permutations from %s",
         len(table),
