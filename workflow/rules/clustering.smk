@@ -15,7 +15,7 @@ rule cluster_fit:
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=DATA_MEM_MB["cluster_fit"],
     params:
         settings=config["cluster"],
         seed=config["seed"],
@@ -38,6 +38,8 @@ rule cluster_assign:
         "benchmarks/cluster_assign/{shard}.tsv"
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        mem_mb=DATA_MEM_MB["cluster_assign"],
     params:
         settings=config["cluster"],
     script:
@@ -85,6 +87,8 @@ rule cluster_summary:
         "benchmarks/cluster_summary/cluster_summary.tsv"
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        mem_mb=DATA_MEM_MB["cluster_summary"],
     params:
         settings=config["cluster"],
         seed=config["seed"],

@@ -13,6 +13,7 @@ if problem := installed_mismatch(workflow.basedir):
     raise WorkflowError(problem)
 
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
+from locallm.data.job_memory import data_mem_table
 from locallm.config import canonical
 from locallm.config_checks import config_problems
 from locallm.plan import BOOTSTRAPPED_BASE, SOTU_JSONL, SPLITS, TRAINED_STAGES, Plan
@@ -57,6 +58,8 @@ if workflow.is_main_process:
 SHARDS = PLAN.shards
 # dedup.buckets: null gives one bucket per shard, so a bucket job's memory follows shard size.
 DEDUP_BUCKETS = [f"{b:03d}" for b in range(config["dedup"]["buckets"] or len(SHARDS))]
+# mem_mb of each data-half job: it follows the shard size, not the corpus size (SLURM asks this).
+DATA_MEM_MB = data_mem_table(config, PLAN.corpus_files)
 INFER_SHARDS = PLAN.infer_shards
 VARIANTS = list(PLAN.variants)
 STAGES = PLAN.stages

@@ -30,6 +30,8 @@ rule ingest:
     conda:
         "../../envs/locallm.yaml"
     threads: 1
+    resources:
+        mem_mb=DATA_MEM_MB["ingest"],
     params:
         settings=config["corpus"],
         whole_files=PLAN.files_sharded_whole,
@@ -56,6 +58,8 @@ rule ingest_report:
     localrule: True
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        mem_mb=DATA_MEM_MB["ingest_report"],
     params:
         shards=SHARDS,
     script:

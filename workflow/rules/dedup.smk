@@ -16,6 +16,8 @@ rule minhash:
     conda:
         "../../envs/locallm.yaml"
     threads: 1
+    resources:
+        mem_mb=DATA_MEM_MB["minhash"],
     params:
         settings=config["dedup"],
     script:
@@ -34,6 +36,8 @@ rule dedup_bucket:
     conda:
         "../../envs/locallm.yaml"
     threads: 1
+    resources:
+        mem_mb=DATA_MEM_MB["dedup_bucket"],
     params:
         settings=config["dedup"],
         buckets=len(DEDUP_BUCKETS),
@@ -54,6 +58,8 @@ rule dedup:
     conda:
         "../../envs/locallm.yaml"
     threads: 1
+    resources:
+        mem_mb=DATA_MEM_MB["dedup"],
     params:
         settings=config["dedup"],
     script:

@@ -19,6 +19,8 @@ rule filter:
     conda:
         "../../envs/locallm.yaml"
     threads: 1
+    resources:
+        mem_mb=DATA_MEM_MB["filter"],
     params:
         settings=config["filter"],
         seed=config["seed"],
@@ -45,5 +47,7 @@ rule filter_report:
     localrule: True
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        mem_mb=DATA_MEM_MB["filter_report"],
     script:
         "../scripts/filter_report.py"

@@ -24,7 +24,7 @@ rule split:
     conda:
         "../../envs/locallm.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=DATA_MEM_MB["split"],
     params:
         settings=config["split"],
         # Only the task keys the split reads: editing a prompt must not re-split (and re-train).
