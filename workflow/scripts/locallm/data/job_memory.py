@@ -2,9 +2,8 @@
 
 A job asks for a fixed part (Python with pandas, pyarrow and scikit-learn, its batches) plus a
 multiple of the raw text it holds: one shard, or one dedup bucket's slice of the band keys. So what
-a job asks follows the shard size, not the corpus size; only `split` also keeps a few fields per row
-of the whole corpus (ids, labels, a text hash). Figures from performance/data_half.py
-(docs/performance.md), with headroom.
+a job asks follows the shard size, not the corpus size; only `split` and `ingest_report` also keep a
+few fields per row of the whole corpus (ids, labels, a text hash).
 """
 
 from __future__ import annotations
@@ -13,32 +12,39 @@ import math
 import os
 from collections.abc import Sequence
 
-# MB a job of each rule needs before its data: the measured peak on a tiny corpus, with headroom.
+# Measured peaks (performance/data_half.py, 8 shards, docs/performance.md): at 100 MB and at 1 GB
+# of raw text, e.g. ingest 217 and 495 MB, minhash 250 and 330-445 MB, cluster_fit 313 and 639 MB,
+# ingest_report 197 and 494 MB. The figures below leave about 1.5x headroom over those.
+# MB a job of each rule needs before its data.
 FIXED_MB = {
-    "ingest": 400,
+    "ingest": 300,
     "ingest_report": 400,
-    "minhash": 500,
+    "minhash": 400,
     "dedup_bucket": 400,
     "dedup": 500,
     "cluster_fit": 600,
     "cluster_assign": 600,
-    "cluster_summary": 700,
+    "cluster_summary": 600,
     "filter": 400,
     "filter_report": 400,
     "split": 700,
 }
-# MB per MB of raw text in the shard (or bucket slice) the job holds.
+# MB per MB of raw text in the shard (or bucket slice) the job holds at once.
 PER_HELD_MB = {
-    "ingest": 8.0,
-    "minhash": 4.0,
+    "ingest": 4.0,
+    "minhash": 3.0,
     "dedup_bucket": 2.0,
     "dedup": 4.0,
+    # The sample (fit) and the map's sample (summary) are drawn from one shard's text at a time.
+    "cluster_fit": 4.0,
     "cluster_assign": 6.0,
+    "cluster_summary": 4.0,
     "filter": 8.0,
     "split": 8.0,
 }
-# MB per MB of the whole corpus, for the per-row fields `split` keeps of every row.
-PER_CORPUS_MB = {"split": 0.5}
+# MB per MB of the whole corpus, for the per-row fields a reduce job keeps of every row: split
+# (ids, labels, a text hash) and ingest_report (ids and record keys, to find repeats).
+PER_CORPUS_MB = {"split": 0.5, "ingest_report": 0.6}
 
 
 def corpus_megabytes(files: Sequence[str | os.PathLike]) -> float:
