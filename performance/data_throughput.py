@@ -24,9 +24,9 @@ from datasketch import MinHash  # noqa: E402
 from locallm.config import load_config  # noqa: E402
 from locallm.data.dedup import find_duplicates  # noqa: E402
 from locallm.data.minhash import normalise, signature_table  # noqa: E402
-from locallm.filtering.shard.filters import LengthFilter, apply_filters  # noqa: E402
-from locallm.filtering.shard.gopher import GopherQualityFilter, GopherRepetitionFilter  # noqa: E402
-from locallm.filtering.shard.shard import filters_from  # noqa: E402
+from locallm.filtering.filters import LengthFilter, apply_filters  # noqa: E402
+from locallm.filtering.gopher import GopherQualityFilter, GopherRepetitionFilter  # noqa: E402
+from locallm.filtering.shard import filters_from  # noqa: E402
 
 
 def best_seconds(run: Callable[[], object], repeats: int) -> float:
