@@ -303,7 +303,7 @@ def dedup(
     if total == 0:
         write_table(pd.DataFrame(columns=DUPLICATE_COLUMNS), output)
         return
-    links = read_tables(list(pairs))
+    links = read_tables(list(pairs), columns=LINK_COLUMNS)
     rows = np.unique(links[["left", "right"]].to_numpy(dtype=np.int64))
     doc_ids, hashes, matrix = linked_rows(signatures, rows, settings["bands"] * settings["rows"])
     duplicates = resolve_duplicates(links, rows, doc_ids, hashes, matrix, settings)
