@@ -19,7 +19,10 @@ rule minhash:
     resources:
         mem_mb=DATA_MEM_MB["minhash"],
     params:
-        settings=config["dedup"],
+        # Without `buckets`: splitting the band keys otherwise must not re-hash the corpus.
+        settings={
+            key: value for key, value in config["dedup"].items() if key != "buckets"
+        },
     script:
         "../scripts/minhash.py"
 
