@@ -5,7 +5,7 @@ from locallm.data.job_memory import FIXED_MB, data_mem_mb, data_mem_table
 
 
 def test_a_shard_job_asks_the_same_for_ten_times_the_corpus_in_ten_times_the_shards():
-    for rule in ["ingest", "minhash", "cluster_assign", "filter", "dedup_bucket", "dedup"]:
+    for rule in ["ingest", "minhash", "cluster_assign", "filter", "dedup_bucket"]:
         assert data_mem_mb(rule, 1_000, shards=8, buckets=8) == data_mem_mb(
             rule, 10_000, shards=80, buckets=80
         )

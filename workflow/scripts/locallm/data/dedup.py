@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -135,11 +136,19 @@ def bucket_links(
     return links.astype({"left": "int64", "right": "int64", "kind": "str"})
 
 
-def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Share of equal signature slots for each pair: the MinHash estimate of their Jaccard."""
-    if len(pairs) == 0:
-        return np.zeros(0)
-    return (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1)
+def estimated_jaccard(
+    signatures: np.ndarray, pairs: np.ndarray, block: int = 1 << 16
+) -> np.ndarray:
+    """Share of equal signature slots for each pair: the MinHash estimate of their Jaccard.
+
+    Pairs are compared a block at a time: millions of candidate pairs would otherwise gather two
+    copies of their signatures at once (pairs x slots x 4 bytes each).
+    """
+    shares = [np.zeros(0)]
+    for lo in range(0, len(pairs), block):
+        part = pairs[lo : lo + block]
+        shares.append((signatures[part[:, 0]] == signatures[part[:, 1]]).mean(axis=1))
+    return np.concatenate(shares)
 
 
 def resolve_duplicates(
@@ -274,22 +283,30 @@ def dedup_bucket(
 def linked_rows(
     signatures: Sequence[str | os.PathLike], rows: np.ndarray, num_perm: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """doc_ids, exact hashes and signatures of the given global rows, one shard read at a time."""
+    """doc_ids, exact hashes and signatures of the given global rows, one shard read at a time.
+
+    Signatures go from Arrow to one uint32 matrix without a Python object per row: the linked
+    rows can be a large share of a corpus with much reused text.
+    """
     starts = np.concatenate([[0], np.cumsum(row_counts(signatures))])
-    parts = []
+    ids, hashes, matrices = [], [], [np.zeros((0, num_perm), dtype=np.uint32)]
     for path, start, end in zip(signatures, starts[:-1], starts[1:], strict=True):
         wanted = rows[(rows >= start) & (rows < end)] - start
-        if len(wanted):
-            table = pq.read_table(path, columns=["doc_id", "exact_hash", "signature"])
-            parts.append(table.take(wanted).to_pandas())
-    found = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if len(found) == 0:
-        return np.zeros(0, dtype=object), np.zeros(0, dtype=object), np.zeros((0, num_perm))
-    return (
-        found["doc_id"].astype(str).to_numpy(),
-        found["exact_hash"].to_numpy(),
-        signature_matrix(found, num_perm),
-    )
+        if len(wanted) == 0:
+            continue
+        table = pq.read_table(path, columns=["doc_id", "exact_hash", "signature"]).take(wanted)
+        column = table["signature"].combine_chunks()
+        widths = pc.unique(pc.list_value_length(column)).to_pylist()
+        if widths != [num_perm]:
+            raise ValueError(
+                f"signatures have {widths[0]} slots but dedup.bands x dedup.rows = {num_perm}; "
+                "re-run the minhash rule"
+            )
+        matrices.append(column.flatten().to_numpy().reshape(-1, num_perm).astype(np.uint32))
+        ids.append(table["doc_id"].to_pandas().astype(str).to_numpy())
+        hashes.append(table["exact_hash"].to_pandas().to_numpy())
+    empty = [np.zeros(0, dtype=object)]
+    return np.concatenate(ids or empty), np.concatenate(hashes or empty), np.concatenate(matrices)
 
 
 def dedup(

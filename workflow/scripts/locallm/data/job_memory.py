@@ -2,8 +2,9 @@
 
 A job asks for a fixed part (Python with pandas, pyarrow and scikit-learn, its batches) plus a
 multiple of the raw text it holds: one shard, or one dedup bucket's slice of the band keys. So what
-a job asks follows the shard size, not the corpus size; only `split` and `ingest_report` also keep a
-few fields per row of the whole corpus (ids, labels, a text hash).
+a job asks follows the shard size, not the corpus size; only the reduce jobs `split`,
+`ingest_report` and `dedup` also keep a few fields per row of the whole corpus (ids, labels, a text
+hash; the signatures of linked rows).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import os
 from collections.abc import Sequence
 
 # Measured peaks (performance/data_half.py, 8 shards, docs/performance.md): at 100 MB and at 1 GB
-# of raw text, e.g. ingest 217 and 495 MB, minhash 250 and 330-445 MB, cluster_fit 313 and 639 MB,
-# ingest_report 197 and 494 MB. The figures below leave about 1.5x headroom over those.
+# of raw text, e.g. ingest 217 and 495 MB, minhash 250 and 525 MB, dedup_bucket 218 and 674 MB,
+# cluster_fit 313 and 639 MB, ingest_report 197 and 494 MB. The figures below leave headroom.
 # MB a job of each rule needs before its data.
 FIXED_MB = {
     "ingest": 300,
@@ -33,8 +34,7 @@ FIXED_MB = {
 PER_HELD_MB = {
     "ingest": 4.0,
     "minhash": 3.0,
-    "dedup_bucket": 2.0,
-    "dedup": 4.0,
+    "dedup_bucket": 4.0,
     # The sample (fit) and the map's sample (summary) are drawn from one shard's text at a time.
     "cluster_fit": 4.0,
     "cluster_assign": 6.0,
@@ -43,8 +43,10 @@ PER_HELD_MB = {
     "split": 8.0,
 }
 # MB per MB of the whole corpus, for the per-row fields a reduce job keeps of every row: split
-# (ids, labels, a text hash) and ingest_report (ids and record keys, to find repeats).
-PER_CORPUS_MB = {"split": 0.5, "ingest_report": 0.6}
+# (ids, labels, a text hash), ingest_report (ids and record keys, to find repeats) and dedup (the
+# signatures of the rows in a candidate pair: 1.45 GB at 1 GB of reused political prose, where
+# 4 million candidate pairs touched most rows).
+PER_CORPUS_MB = {"split": 0.5, "ingest_report": 0.6, "dedup": 1.5}
 
 
 def corpus_megabytes(files: Sequence[str | os.PathLike]) -> float:
