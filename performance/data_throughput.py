@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import pandas as pd  # noqa: E402
 from datasketch import MinHash  # noqa: E402
 from locallm.config import load_config  # noqa: E402
-from locallm.data.dedup import find_duplicates, normalise, signature_table  # noqa: E402
+from locallm.data.dedup import find_duplicates  # noqa: E402
+from locallm.data.minhash import normalise, signature_table  # noqa: E402
 from locallm.filtering.filters import LengthFilter, apply_filters  # noqa: E402
 from locallm.filtering.gopher import GopherQualityFilter, GopherRepetitionFilter  # noqa: E402
 from locallm.filtering.shard import filters_from  # noqa: E402

@@ -316,3 +316,45 @@ def test_export_agreement_benchmark_reports_each_type_on_a_tiny_base():
     assert [r["type"] for r in results] == ["f16", "q4_0"]
     assert results[0]["mb"] > results[1]["mb"]  # 4-bit blocks are smaller than float16
     assert results[0]["agreement"] == 1.0
+
+
+def test_data_corpus_plants_exact_and_near_copies_in_a_corpus_of_the_asked_size(tmp_path):
+    import json
+
+    paths = benchmark("data_corpus").write_corpus(tmp_path, mb=4, files=3, outlets=5, seed=0)
+    records = [json.loads(line) for path in paths for line in path.open()]
+    texts = pd.Series([r["text"] for r in records])
+    size = texts.str.encode("utf-8").str.len().sum()
+    assert 4e6 <= size < 4e6 + 200_000  # stops at the first article past the size
+    assert len({r["id"] for r in records}) == len(records)
+    assert {r["outlet"] for r in records} <= {f"outlet{i:03d}" for i in range(5)}
+    assert texts.duplicated().sum() >= 1  # exact reprints
+    assert texts.str.endswith("Updated with a correction from the editors.").sum() >= 1
+
+
+def test_data_half_watch_reads_each_job_peak_memory(tmp_path):
+    import sys
+
+    script = tmp_path / ".snakemake" / "scripts" / "tmpab12.fake_rule.py"
+    script.parent.mkdir(parents=True)
+    # A job that touches 200 MB, started by a parent process as Snakemake starts its jobs.
+    script.write_text(
+        "import time\nblock = bytearray(200 * 2**20)\n"
+        "for i in range(0, len(block), 4096):\n    block[i] = 1\ntime.sleep(1)\n"
+    )
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, {str(script)!r}])"
+    code, wall, cpu, jobs = benchmark("data_half").watch(
+        [sys.executable, "-c", parent], tmp_path / "log", env={}
+    )
+    fake = [job for job in jobs if job["job"] == "fake_rule"]
+    assert code == 0 and wall >= 1 and cpu > 0
+    assert len(fake) == 1 and fake[0]["peak_kb"] > 200 * 1024
+
+
+def test_data_half_plan_lists_the_jobs_and_mem_mb_of_each_data_rule(tmp_path, capsys):
+    benchmark("data_half").main(
+        ["plan", "--mb", "40", "--workdir", str(tmp_path), "--shards", "4", "--files", "8"]
+    )
+    printed = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines()[2:]}
+    assert rows["minhash"][0] == "4" and rows["dedup_bucket"][0] == "4" and rows["split"][0] == "1"

@@ -116,7 +116,9 @@ def test_share_bin_on_text_column_names_the_key():
 
 
 def test_cluster_shares_sum_to_one_per_bin():
-    shares = cluster_shares(pd.Series([1, 1, 1, 2]), pd.Series([0, 0, 1, 1]))
+    # Two shards' partial counts of one (bin, cluster) pair are added up.
+    sizes = pd.DataFrame({"bin": [1, 1, 2, 1], "cluster": [0, 1, 1, 0], "size": [1, 1, 1, 1]})
+    shares = cluster_shares(sizes)
     assert shares["size"].tolist() == [2, 1, 1]
     assert shares.groupby("bin")["share"].sum().tolist() == [1.0, 1.0]
 
@@ -124,6 +126,9 @@ def test_cluster_shares_sum_to_one_per_bin():
 def test_snippet_cuts_at_a_word_boundary():
     assert snippet("alpha  beta\ngamma delta", 13) == "alpha beta …"
     assert snippet("short text", 200) == "short text"
+
+
+PARTS = ["assignments", "terms", "bins", "examples"]
 
 
 def run_cluster_rules(tmp_path, cfg: dict) -> dict:
@@ -136,11 +141,19 @@ def run_cluster_rules(tmp_path, cfg: dict) -> dict:
     write_table(docs.iloc[::2], corpus[0])
     write_table(docs.iloc[1::2], corpus[1])
     fit_model(corpus, cfg, 1, tmp_path / "model.pkl")
-    assignments = [tmp_path / "a0.parquet", tmp_path / "a1.parquet"]
-    for c, a in zip(corpus, assignments, strict=True):
-        assign_shard(tmp_path / "model.pkl", c, a)
+    parts = {kind: [tmp_path / f"{kind}{i}.parquet" for i in (0, 1)] for kind in PARTS}
+    for i, c in enumerate(corpus):
+        outputs = [parts[kind][i] for kind in PARTS]
+        assign_shard(tmp_path / "model.pkl", c, cfg, *outputs)
     out = {n: tmp_path / n for n in ["summary.tsv", "map.png", "shares.tsv", "shares.png"]}
-    summarise(tmp_path / "model.pkl", assignments, corpus, cfg, 1, *[str(p) for p in out.values()])
+    summarise(
+        tmp_path / "model.pkl",
+        *[parts[kind] for kind in PARTS[1:]],
+        corpus,
+        cfg,
+        1,
+        *[str(p) for p in out.values()],
+    )
     return out
 
 

@@ -15,7 +15,12 @@ from locallm.task.splits import (
     groups_straddling,
     size_warnings,
     split_corpus,
+    text_facts,
 )
+
+
+def with_text_facts(docs: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([docs, text_facts(docs["text"])], axis=1)
 
 
 def split_settings(**overrides) -> dict:
@@ -148,7 +153,7 @@ def test_planted_near_duplicate_across_train_and_test_is_found():
         }
     )
     pairs = pd.DataFrame({"doc_id": ["te1"], "duplicate_of": ["tr2"]})
-    leaks = find_leaks(docs, pairs, "test")
+    leaks = find_leaks(with_text_facts(docs), pairs, "test")
     assert leaks.doc_id.tolist() == ["te1"]
     assert leaks.train_copy.tolist() == ["tr2"]
 
@@ -163,13 +168,15 @@ def test_exact_copy_across_train_and_test_is_found_without_dedup_pairs():
         }
     )
     empty = NO_PAIRS
-    assert find_leaks(docs, empty, "test").doc_id.tolist() == ["te1"]
+    assert find_leaks(with_text_facts(docs), empty, "test").doc_id.tolist() == ["te1"]
 
 
 def test_size_warnings_fire_on_tiny_data():
     docs = corpus(3, docs_per_group=1)
     docs["split"] = ["train", "validation", "test"]
-    found = size_warnings(docs, split_settings(), "party", ["Democratic", "Republican"])
+    found = size_warnings(
+        with_text_facts(docs), split_settings(), "party", ["Democratic", "Republican"]
+    )
     keys = {(split, key) for split, key, _ in found}
     assert ("train", "min_train_mb") in keys
     assert ("test", "min_label_examples:Republican") in keys
@@ -311,3 +318,27 @@ def test_split_where_every_label_is_rejected_names_task_labels(tmp_path):
 def test_a_cluster_cap_of_zero_is_refused_by_the_schema():
     with pytest.raises(ValueError, match=r"config key filter\.cluster_cap: 0 is less than"):
         with_defaults({"filter": {"cluster_cap": 0}})
+
+
+def test_split_files_are_byte_identical_to_writing_the_whole_corpus_split_in_memory(tmp_path):
+    # Texts of about 2 KB make the train split span several Parquet data pages.
+    docs = corpus(400, docs_per_group=3)
+    docs["text"] = docs["text"] + docs["doc_id"].map(lambda d: f" {d} filler" * 200)
+    docs.loc[docs.group_id == "g1", "party"] = "Whig"
+    splits, _, _ = run_split(tmp_path, docs, NO_PAIRS)
+    # The reference: all shards in one frame, as the split job read them before issue 23.
+    whole = pd.concat(
+        [read_table(tmp_path / "000.parquet"), read_table(tmp_path / "001.parquet")],
+        ignore_index=True,
+    )
+    whole, _ = filter_task_labels(whole, task_settings(label_column="party", labels=LABELS))
+    whole = whole.reset_index(drop=True)
+    whole["split"] = assign_splits(whole, split_settings(stratify_by="party"), seed=1)
+    for split, part in splits.items():
+        expected = tmp_path / f"expected-{split}.parquet"
+        write_table(whole[whole["split"] == split].reset_index(drop=True), expected)
+        assert len(part) > 50
+        assert (tmp_path / f"{split}.parquet").read_bytes() == expected.read_bytes()
+
+
+LABELS = ["Democratic", "Republican"]

@@ -53,3 +53,43 @@ def test_outputs_get_umask_permissions_not_mkstemp_private_ones(tmp_path):
         os.umask(old)
     assert (tmp_path / "t.parquet").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def appended(path, frames, row_group_bytes):
+    from locallm.tables import parquet_appender
+
+    with parquet_appender(path, row_group_bytes) as append:
+        for frame in frames:
+            append(frame)
+
+
+def shard_frames() -> list[pd.DataFrame]:
+    return [
+        pd.DataFrame({"doc_id": [f"{s}-{i}" for i in range(n)], "n": range(n), "x": 0.5})
+        for s, n in enumerate([3, 1, 4, 5])
+    ]
+
+
+def test_an_appended_table_under_one_row_group_is_byte_identical_to_write_table(tmp_path):
+    frames = shard_frames()
+    appended(tmp_path / "streamed.parquet", frames, row_group_bytes=1 << 30)
+    write_table(pd.concat(frames, ignore_index=True), tmp_path / "whole.parquet")
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+def test_an_appended_table_in_row_groups_reads_back_equal(tmp_path):
+    import pyarrow.parquet as pq
+
+    frames = shard_frames()
+    # An empty frame between two others (a shard without rows of this split) is skipped.
+    appended(tmp_path / "streamed.parquet", [*frames[:2], frames[0].iloc[:0], *frames[2:]], 1)
+    assert pq.ParquetFile(tmp_path / "streamed.parquet").metadata.num_row_groups == 4
+    pd.testing.assert_frame_equal(
+        read_table(tmp_path / "streamed.parquet"), pd.concat(frames, ignore_index=True)
+    )
+
+
+def test_an_appended_table_of_empty_frames_keeps_the_columns(tmp_path):
+    appended(tmp_path / "empty.parquet", [f.iloc[:0] for f in shard_frames()], 1 << 30)
+    assert read_table(tmp_path / "empty.parquet").columns.tolist() == ["doc_id", "n", "x"]
+    assert len(read_table(tmp_path / "empty.parquet")) == 0

@@ -1,6 +1,6 @@
 # Rules of the clustering part (see docs/architecture.md): fit on a seeded sample of the whole
-# corpus, assign every shard, then describe the clusters (topic table, map, shares by a metadata
-# column).
+# corpus, assign every shard (and count its share of the description), then describe the clusters
+# from those counts (topic table, map, shares by a metadata column).
 
 
 rule cluster_fit:
@@ -29,12 +29,19 @@ rule cluster_assign:
         corpus=PATHS.corpus,
     output:
         assignments=PATHS.cluster_assignments,
+        terms=PATHS.cluster_terms,
+        bins=PATHS.cluster_bins,
+        examples=PATHS.cluster_examples,
     log:
         PATHS.log("cluster_assign/{shard}"),
     benchmark:
         PATHS.benchmark("cluster_assign/{shard}")
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        **PLAN.resources("cluster_assign"),
+    params:
+        settings=config["cluster"],
     script:
         "../scripts/cluster_assign.py"
 
@@ -42,7 +49,10 @@ rule cluster_assign:
 rule cluster_summary:
     input:
         model=PATHS.cluster_model,
-        assignments=expand(PATHS.cluster_assignments, shard=SHARDS),
+        terms=expand(PATHS.cluster_terms, shard=SHARDS),
+        bins=expand(PATHS.cluster_bins, shard=SHARDS),
+        examples=expand(PATHS.cluster_examples, shard=SHARDS),
+        # Read only for the map's seeded sample of texts.
         corpus=expand(PATHS.corpus, shard=SHARDS),
     output:
         summary=report(
@@ -75,6 +85,8 @@ rule cluster_summary:
         PATHS.benchmark("cluster_summary/cluster_summary")
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        **PLAN.resources("cluster_summary"),
     params:
         settings=config["cluster"],
         seed=config["seed"],

@@ -98,6 +98,7 @@ mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 wildcard_constraints:
     shard=r"\d{3}",
+    bucket=r"\d{3}",
     split="|".join(SPLITS),
     variant="|".join(VARIANTS),
     tokenization="|".join(TOKENIZATIONS),

@@ -30,6 +30,8 @@ rule ingest:
     conda:
         "../../envs/locallm.yaml"
     threads: PLAN.threads("ingest")
+    resources:
+        **PLAN.resources("ingest"),
     params:
         settings=config["corpus"],
         whole_files=PLAN.files_sharded_whole,
@@ -56,6 +58,8 @@ rule ingest_report:
     localrule: True
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        **PLAN.resources("ingest_report"),
     params:
         shards=SHARDS,
     script:

@@ -19,6 +19,8 @@ rule filter:
     conda:
         "../../envs/locallm.yaml"
     threads: PLAN.threads("filter")
+    resources:
+        **PLAN.resources("filter"),
     params:
         settings=config["filter"],
         seed=config["seed"],
@@ -45,5 +47,7 @@ rule filter_report:
     localrule: True
     conda:
         "../../envs/locallm.yaml"
+    resources:
+        **PLAN.resources("filter_report"),
     script:
         "../scripts/filter_report.py"

@@ -4,7 +4,9 @@ from locallm.logs import log_to
 with log_to(snakemake.log[0]):
     summarise(
         model=snakemake.input.model,
-        assignments=list(snakemake.input.assignments),
+        terms=list(snakemake.input.terms),
+        bins=list(snakemake.input.bins),
+        examples=list(snakemake.input.examples),
         corpus=list(snakemake.input.corpus),
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,

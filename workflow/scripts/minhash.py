@@ -1,6 +1,6 @@
-"""Rule `minhash`: MinHash signatures and exact hashes of one corpus shard."""
+"""Rule `minhash`: MinHash signatures, exact hashes and LSH band keys of one corpus shard."""
 
-from locallm.data.dedup import minhash_shard
+from locallm.data.minhash import minhash_shard
 from locallm.logs import log_to
 
 with log_to(snakemake.log[0]):
@@ -8,4 +8,5 @@ with log_to(snakemake.log[0]):
         corpus=snakemake.input.corpus,
         settings=snakemake.params.settings,
         output=snakemake.output.signatures,
+        bands=snakemake.output.bands,
     )

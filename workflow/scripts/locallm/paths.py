@@ -28,12 +28,17 @@ class Paths:
     corpus_rejects: str = "corpus/rejects/{shard}.parquet"
     corpus_counts: str = "corpus/counts/{shard}.json"
     ingest_report: str = "corpus/ingest_report.tsv"
-    # dedup (minhash, dedup)
+    # dedup (minhash, dedup_bucket, dedup)
     signatures: str = "dedup/signatures/{shard}.parquet"
+    bands: str = "dedup/bands/{shard}.parquet"
+    dedup_pairs: str = "dedup/pairs/{bucket}.parquet"
     duplicates: str = "dedup/duplicates.parquet"
     # clusters (cluster_fit, cluster_assign, cluster_summary)
     cluster_model: str = "clusters/model.pkl"
     cluster_assignments: str = "clusters/assignments/{shard}.parquet"
+    cluster_terms: str = "clusters/partial/terms/{shard}.parquet"
+    cluster_bins: str = "clusters/partial/bins/{shard}.parquet"
+    cluster_examples: str = "clusters/partial/examples/{shard}.parquet"
     cluster_summary: str = "clusters/summary.tsv"
     cluster_map: str = "clusters/map.png"
     cluster_shares: str = "clusters/shares.tsv"

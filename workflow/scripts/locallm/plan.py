@@ -24,6 +24,7 @@ from locallm.config import (
     tokenization_settings,
     variant_settings,
 )
+from locallm.data.job_memory import data_mem_table
 from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
 from locallm.export.choice import architecture_problem
 from locallm.model.facts import TINY
@@ -51,10 +52,9 @@ TRAINED_STAGES = ("sft", "dpo")
 FIXED_RESOURCES: dict[str, dict[str, int]] = {
     "ingest": {"threads": 1},
     "minhash": {"threads": 1},
-    "dedup": {"threads": 1, "mem_mb": 4000},
-    "cluster_fit": {"mem_mb": 4000},
+    "dedup_bucket": {"threads": 1},
+    "dedup": {"threads": 1},
     "filter": {"threads": 1},
-    "split": {"mem_mb": 4000},
     "evaluate": {"mem_mb": 2000},
 }
 # Per-variant jobs: what Plan.variant_job gives each (merge keeps Snakemake's one thread).
@@ -151,6 +151,23 @@ class Plan:
         return corpus_paths(self.config["corpus"]["paths"])
 
     @functools.cached_property
+    def data_memory(self) -> dict[str, int]:
+        """mem_mb of every data-half rule, from the corpus files' size (locallm.data.job_memory)."""
+        return data_mem_table(self.config, self.corpus_files)
+
+    @property
+    def dedup_buckets(self) -> list[str]:
+        """The dedup_bucket jobs' names; dedup.buckets null gives one bucket per shard, so a
+        bucket job's memory follows shard size."""
+        return [f"{b:03d}" for b in range(self.config["dedup"]["buckets"] or len(self.shards))]
+
+    @property
+    def minhash_settings(self) -> dict[str, Any]:
+        """dedup's settings without `buckets`: changing the split of the band keys must not
+        re-hash the corpus."""
+        return {key: value for key, value in self.config["dedup"].items() if key != "buckets"}
+
+    @functools.cached_property
     def files_of_shards(self) -> dict[int, list[str]]:
         """Every shard's raw files (hashed once per run, not once per ingest job)."""
         return files_by_shard(self.corpus_files, self.config["corpus"]["shards"])
@@ -195,6 +212,9 @@ class Plan:
 
     def _job(self, rule: str) -> dict[str, int]:
         """Threads and resources of a rule whose jobs do not depend on a variant."""
+        if rule in self.data_memory:
+            # Data-half jobs ask memory that follows the shard (or bucket), not the corpus.
+            return {**FIXED_RESOURCES.get(rule, {}), "mem_mb": self.data_memory[rule]}
         if rule in FIXED_RESOURCES:
             return FIXED_RESOURCES[rule]
         if rule in ("bootstrap_base", "convert_gguf"):

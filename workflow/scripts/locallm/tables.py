@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +73,61 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a DataFrame as Parquet, atomically, without the pandas index."""
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+# Rows a streamed table holds before it writes them out as one row group: bounds memory by this,
+# not by the table, and a table smaller than it is written exactly as write_table writes it.
+ROW_GROUP_BYTES = 64 * 2**20
+
+
+@contextlib.contextmanager
+def parquet_appender(
+    path: str | os.PathLike, row_group_bytes: int = ROW_GROUP_BYTES
+) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Yield `append(frame)`; the frames, in order, become one Parquet table at `path`, atomically.
+
+    Frames are gathered until they hold `row_group_bytes`, then written as a row group; every row
+    group takes the column types of the first (a frame that cannot be cast is an error).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pending: list[pd.DataFrame] = []
+    held = 0
+    with atomic_path(path) as tmp, contextlib.ExitStack() as stack:
+        writer = None
+
+        def flush() -> None:
+            nonlocal writer, held
+            # One chunk per column, as a filtered frame gives: the pages, and so the bytes, are
+            # then those of write_table.
+            frame = pd.concat(pending, ignore_index=True)
+            table = pa.Table.from_pandas(frame, preserve_index=False).combine_chunks()
+            if writer is None:
+                writer = stack.enter_context(
+                    pq.ParquetWriter(tmp, table.schema, compression="snappy")
+                )
+            writer.write_table(table.cast(writer.schema))
+            pending.clear()
+            held = 0
+
+        def append(frame: pd.DataFrame) -> None:
+            nonlocal held
+            if len(frame) == 0:
+                # An empty frame only gives the columns of a table that stays empty.
+                if writer is None and not pending:
+                    pending.append(frame)
+                return
+            pending[:] = [part for part in pending if len(part)] + [frame]
+            held += int(frame.memory_usage(deep=True).sum())
+            if held >= row_group_bytes:
+                flush()
+
+        yield append
+        if pending or writer is None:
+            if not pending:
+                raise ValueError(f"no rows and no columns for {path}: append at least one frame")
+            flush()
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -1,4 +1,9 @@
-"""Topic clusters: fit on a seeded sample, assign every shard, describe them by c-TF-IDF terms."""
+"""Topic clusters: fit on a seeded sample, assign every shard, describe them by c-TF-IDF terms.
+
+Each assign job also counts its shard's share of the description (term counts per cluster,
+documents per bin and cluster, its closest examples); the summary adds those partial counts up, so
+no job reads the text of the whole corpus (the map reads a sample).
+"""
 
 from __future__ import annotations
 
@@ -198,17 +203,50 @@ def share_bins(values: pd.Series, settings: dict) -> pd.Series:
     return (values // width * width).astype("Int64")
 
 
-def cluster_shares(bins: pd.Series, clusters: pd.Series) -> pd.DataFrame:
-    """Documents per bin and cluster, and each cluster's share within its bin (a tidy table)."""
-    table = (
+def cluster_shares(sizes: pd.DataFrame) -> pd.DataFrame:
+    """Documents per bin and cluster, and each cluster's share within its bin (a tidy table).
+
+    `sizes` holds bin, cluster and size rows, several per pair when they come from several shards.
+    """
+    table = sizes.groupby(["bin", "cluster"], dropna=False)["size"].sum().reset_index()
+    table["share"] = table["size"] / table.groupby("bin", dropna=False)["size"].transform("sum")
+    return table.sort_values(["bin", "cluster"], ignore_index=True)
+
+
+def bin_sizes(bins: pd.Series, clusters: pd.Series) -> pd.DataFrame:
+    """Documents per bin and cluster (bin, cluster, size) of some documents."""
+    return (
         pd.DataFrame({"bin": bins.to_numpy(), "cluster": clusters.to_numpy()})
         .groupby(["bin", "cluster"], dropna=False)
         .size()
         .rename("size")
         .reset_index()
     )
-    table["share"] = table["size"] / table.groupby("bin", dropna=False)["size"].transform("sum")
-    return table.sort_values(["bin", "cluster"], ignore_index=True)
+
+
+def term_counts_table(counts: np.ndarray) -> pd.DataFrame:
+    """The non-zero cells of a k × vocabulary count matrix as (cluster, term, count) rows."""
+    cluster, term = np.nonzero(counts)
+    return pd.DataFrame({"cluster": cluster, "term": term, "count": counts[cluster, term]})
+
+
+def closest_examples(docs: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The `n` documents closest to each cluster's centroid (ties by doc_id)."""
+    return (
+        docs.sort_values(["cluster", "distance", "doc_id"])
+        .groupby("cluster")
+        .head(n)[["cluster", "distance", "doc_id", "text"]]
+    )
+
+
+def require_share_by(path: str | os.PathLike, share_by: str | None) -> None:
+    """Fail naming the file and its columns when cluster.share_by is not one of them."""
+    available = pq.read_schema(path).names
+    if share_by and share_by not in available:
+        raise KeyError(
+            f"config cluster.share_by is {share_by!r}, not a column of {path} "
+            f"(columns: {', '.join(available)})"
+        )
 
 
 def _label(cluster: int, terms: list[str]) -> str:
@@ -232,19 +270,45 @@ def load_model(path: str | os.PathLike) -> ClusterModel:
     return joblib.load(path)
 
 
-def assign_shard(model: str, corpus: str, assignments: str) -> None:
-    """Rule cluster_assign: nearest cluster and distance for every document of one shard."""
-    docs = read_table(corpus, columns=["doc_id", "group_id", "text"])
-    result = assign(load_model(model), docs)
+def assign_shard(
+    model: str,
+    corpus: str,
+    settings: dict,
+    assignments: str,
+    terms: str,
+    bins: str,
+    examples: str,
+) -> None:
+    """Rule cluster_assign: each document's cluster, and the shard's counts for the summary."""
+    share_by = settings["share_by"]
+    require_share_by(corpus, share_by)
+    columns = ["doc_id", "group_id", "text"] + ([share_by] if share_by else [])
+    docs = read_table(corpus, columns=columns)
+    fitted = load_model(model)
+    result = assign(fitted, docs)
     log.info(
         "assigned %d documents; sizes %s", len(result), result.cluster.value_counts().to_dict()
     )
+    k = settings["k"]
+    counts = np.zeros((k, len(fitted.terms.get_feature_names_out())))
+    for start in range(0, len(docs), BATCH_ROWS):
+        batch = slice(start, start + BATCH_ROWS)
+        counts += cluster_term_counts(
+            fitted, docs["text"].iloc[batch].tolist(), result["cluster"].to_numpy()[batch], k
+        )
+    docs = docs.assign(cluster=result["cluster"].to_numpy(), distance=result["distance"].to_numpy())
+    share = share_bins(docs[share_by], settings) if share_by else pd.Series("all", docs.index)
     write_table(result, assignments)
+    write_table(term_counts_table(counts), terms)
+    write_table(bin_sizes(share, docs["cluster"]), bins)
+    write_table(closest_examples(docs, settings["examples"]), examples)
 
 
 def summarise(
     model: str,
-    assignments: list[str],
+    terms: list[str],
+    bins: list[str],
+    examples: list[str],
     corpus: list[str],
     settings: dict,
     seed: int,
@@ -253,50 +317,20 @@ def summarise(
     shares_tsv: str,
     shares_png: str,
 ) -> None:
-    """Rule cluster_summary: topic table, 2-D map and cluster shares by a metadata column."""
+    """Rule cluster_summary: topic table, 2-D map and cluster shares, from the shards' counts."""
     fitted = load_model(model)
     k, share_by = settings["k"], settings["share_by"]
-    counts = np.zeros((k, len(fitted.terms.get_feature_names_out())))
-    shares_parts = []
-    examples = []
-    for corpus_path, assignment_path in zip(corpus, assignments, strict=True):
-        available = pq.read_schema(corpus_path).names
-        if share_by and share_by not in available:
-            raise KeyError(
-                f"config cluster.share_by is {share_by!r}, not a column of {corpus_path} "
-                f"(columns: {', '.join(available)})"
-            )
-        columns = ["doc_id", "text"] + ([share_by] if share_by else [])
-        docs = read_table(corpus_path, columns=columns).merge(
-            read_table(assignment_path, columns=["doc_id", "cluster", "distance"]),
-            on="doc_id",
-            validate="one_to_one",
-        )
-        for start in range(0, len(docs), BATCH_ROWS):
-            batch = docs.iloc[start : start + BATCH_ROWS]
-            counts += cluster_term_counts(
-                fitted, batch["text"].tolist(), batch["cluster"].to_numpy(), k
-            )
-        bins = share_bins(docs[share_by], settings) if share_by else pd.Series("all", docs.index)
-        shares_parts.append(pd.DataFrame({"bin": bins, "cluster": docs["cluster"]}))
-        # Keep only each shard's closest candidates, so the examples never need all texts at once.
-        examples.append(
-            docs.sort_values(["cluster", "distance", "doc_id"])
-            .groupby("cluster")
-            .head(settings["examples"])[["cluster", "distance", "doc_id", "text"]]
-        )
-
-    binned = pd.concat(shares_parts, ignore_index=True)
-    sizes = binned["cluster"].value_counts().reindex(range(k), fill_value=0)
-    terms = top_terms(
-        class_tfidf(counts), fitted.terms.get_feature_names_out(), settings["top_terms"]
-    )
-    labels = [_label(c, terms[c]) for c in range(k)]
-    best = (
-        pd.concat(examples, ignore_index=True)
-        .sort_values(["cluster", "distance", "doc_id"])
-        .groupby("cluster")
-        .head(settings["examples"])
+    vocabulary = fitted.terms.get_feature_names_out()
+    counts = np.zeros((k, len(vocabulary)))
+    for path in terms:
+        part = read_table(path)
+        np.add.at(counts, (part["cluster"].to_numpy(), part["term"].to_numpy()), part["count"])
+    binned = pd.concat([read_table(path) for path in bins], ignore_index=True)
+    sizes = binned.groupby("cluster")["size"].sum().reindex(range(k), fill_value=0)
+    top = top_terms(class_tfidf(counts), vocabulary, settings["top_terms"])
+    labels = [_label(c, top[c]) for c in range(k)]
+    best = closest_examples(
+        pd.concat([read_table(path) for path in examples], ignore_index=True), settings["examples"]
     )
     rows = []
     for cluster in range(k):
@@ -304,7 +338,7 @@ def summarise(
             "cluster": cluster,
             "size": int(sizes[cluster]),
             "share": sizes[cluster] / max(sizes.sum(), 1),
-            "top_terms": ", ".join(terms[cluster]),
+            "top_terms": ", ".join(top[cluster]),
         }
         chosen = best[best.cluster == cluster].reset_index(drop=True)
         for i in range(settings["examples"]):
@@ -319,7 +353,7 @@ def summarise(
         "clusters:\n%s", "\n".join(f"  {label} ({sizes[i]})" for i, label in enumerate(labels))
     )
 
-    shares = cluster_shares(binned["bin"], binned["cluster"])
+    shares = cluster_shares(binned)
     shares.insert(0, "share_by", share_by if share_by else "(none: cluster.share_by is null)")
     write_tsv(shares, shares_tsv)
     axis_label = share_by or "whole corpus (cluster.share_by is null)"

@@ -1,260 +1,189 @@
-"""Exact and near-duplicate detection: MinHash signatures per shard, LSH banding over all."""
+"""Exact and near duplicates in bounded memory: bucket jobs over band keys, then one small merge.
+
+The minhash stage (locallm.data.minhash) writes each shard's signatures and, apart, its exact hashes
+and LSH band keys. A `dedup_bucket` job holds one slice of the band keys of every shard (a range of
+bands, cut further by key when there are more buckets than bands) and the exact hashes of its share
+of texts; it writes exact links and LSH candidate pairs as global row numbers (shards in order). The
+`dedup` job then reads the signatures of only the documents in a pair, confirms candidates by their
+estimated Jaccard, joins exact and near links into connected components and keeps the smallest
+doc_id of each. No job reads text or holds every signature, and the result equals banding all
+signatures in one process.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import math
 import os
-import re
-import string
-import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from locallm.data.minhash import band_column, band_table, signature_matrix
 from locallm.logs import get_logger
-from locallm.tables import read_table, read_tables, write_table
+from locallm.tables import read_tables, write_table
 
 log = get_logger(__name__)
 
-# The num_perm hash functions are multiply-add-shift hashes h(x) = (a*x + b mod 2^64) >> 32 of
-# 32-bit shingle hashes, strongly universal (Dietzfelbinger 1996): one multiply, add and shift per
-# value and no division, so hashing every shingle with every function at once is cheap.
-MAX_HASH = np.uint64((1 << 32) - 1)
-# Fixed seed for the permutations: signatures must be comparable across runs and shards, and the
-# config seed is about sampling, not about which hash family is used.
-PERMUTATION_SEED = 1
-
-PUNCTUATION = re.compile(
-    f"[{re.escape(string.punctuation)}\u2018\u2019\u201c\u201d\u2013\u2014\u2026]"
-)
-DIGITS = re.compile(r"\d+")
-SPACES = re.compile(r"\s+")
-
 DUPLICATE_COLUMNS = ["doc_id", "duplicate_of", "estimated_jaccard", "kind"]
+# A link between two global rows: `exact` (same normalised text) or `candidate` (a shared band,
+# to be confirmed by the estimated Jaccard).
+LINK_COLUMNS = ["left", "right", "kind"]
 
 
-def normalise(text: str, settings: Mapping[str, Any]) -> str:
-    """Normalise text for hashing as the dedup settings ask (case, punctuation, numbers, spaces)."""
-    text = unicodedata.normalize("NFC", text)
-    if settings["lowercase"]:
-        text = text.lower()
-    if settings["strip_punctuation"]:
-        text = PUNCTUATION.sub(" ", text)
-    if settings["mask_numbers"]:
-        text = DIGITS.sub("0", text)
-    return SPACES.sub(" ", text).strip()
+def key_parts(bands: int, buckets: int) -> int:
+    """Parts each band's keys are cut into, so that there are at least as many slices as buckets."""
+    return max(1, math.ceil(buckets / bands))
 
 
-def exact_hash(normalised: str) -> str:
-    """A stable digest of normalised text: equal digests are exact duplicates."""
-    return hashlib.blake2b(normalised.encode("utf-8"), digest_size=16).hexdigest()
+def bands_of_bucket(bucket: int, buckets: int, bands: int) -> list[int]:
+    """The bands that hold a slice of bucket `bucket` (the only band columns its job reads)."""
+    parts = key_parts(bands, buckets)
+    return sorted({slot // parts for slot in range(bands * parts) if slot % buckets == bucket})
 
 
-def _hash64(text: str) -> int:
-    """A stable 64-bit hash of a string (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+def in_bucket(band: int, keys: np.ndarray, bucket: int, buckets: int, parts: int) -> np.ndarray:
+    """Which of one band's keys fall in the bucket: slices (band, key mod parts) dealt out."""
+    slot = np.uint64(band * parts) + keys % np.uint64(parts)
+    return slot % np.uint64(buckets) == np.uint64(bucket)
 
 
-def _word_hashes(words: np.ndarray) -> np.ndarray:
-    """Stable 64-bit hashes of words (hash each distinct word once; Python's hash() is salted)."""
-    if len(words) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    codes, unique = pd.factorize(words)  # hash-based: linear, unlike sorting strings
-    table = np.fromiter((_hash64(w) for w in unique), dtype=np.uint64, count=len(unique))
-    return table[codes]
+def bucket_slice(
+    index: np.ndarray,
+    exact: np.ndarray,
+    keys: Mapping[int, np.ndarray],
+    bucket: int,
+    buckets: int,
+    bands: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One bucket's share of some rows: (exact: index, hi, lo) and (near: band, key, index, hi, lo).
 
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads the bits of combined word hashes before truncating to 32."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def shingle_hashes(normalised: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """32-bit hashes of the word n-gram shingles of many texts, and each shingle's text index.
-
-    A text with fewer than `ngram` words is one shingle of all its words; an empty text has none.
+    `index` holds the rows' global numbers, `exact` their n x 2 exact hashes and `keys` maps a band
+    to its keys (only the bands of this bucket need be there). All copies of a text share an exact
+    hash, and all texts sharing a band key share its slice, so no link crosses buckets.
     """
-    tokens = [t.split() for t in normalised]
-    lengths = np.array([len(t) for t in tokens], dtype=np.int64)
-    words = np.array([w for t in tokens for w in t], dtype=object)
-    word_hash = _word_hashes(words)
-    doc_of_word = np.repeat(np.arange(len(tokens)), lengths)
-    # Order-sensitive combination of n consecutive word hashes (wrapping uint64 arithmetic).
-    n_windows = max(len(words) - ngram + 1, 0)
-    combined = np.zeros(n_windows, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for offset in range(ngram):
-            combined = combined * np.uint64(0x100000001B3) + word_hash[offset : offset + n_windows]
-        full = _mix64(combined)
-    # Keep windows that start and end inside the same text.
-    window_doc = doc_of_word[:n_windows]
-    inside = window_doc == doc_of_word[ngram - 1 : ngram - 1 + n_windows]
-    hashes, docs = [full[inside]], [window_doc[inside]]
-    # Short texts (1..ngram-1 words): one shingle of all their words.
-    short = np.flatnonzero((lengths > 0) & (lengths < ngram))
-    if len(short):
-        hashes.append(np.array([_hash64(normalised[i]) for i in short], dtype=np.uint64))
-        docs.append(short)
-    hashes_all = np.concatenate(hashes) & MAX_HASH
-    docs_all = np.concatenate(docs)
-    order = np.argsort(docs_all, kind="stable")
-    return hashes_all[order], docs_all[order]
-
-
-def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (a, b) parameters of the num_perm hash functions; fixed so signatures always compare."""
-    rng = np.random.default_rng(PERMUTATION_SEED)
-    a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
-    b = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
-    return a | np.uint64(1), b
-
-
-def minhash_signatures(
-    hashes: np.ndarray, doc_index: np.ndarray, n_docs: int, num_perm: int, block: int = 1 << 10
-) -> np.ndarray:
-    """MinHash signatures (n_docs x num_perm, uint32) from shingle hashes sorted by doc_index.
-
-    All hash functions are applied at once to a block of shingles (a matrix), and the minimum per
-    document is taken with np.minimum.reduceat; a text without shingles keeps the maximum value.
-    """
-    a, b = permutations(num_perm)
-    signatures = np.full((n_docs, num_perm), MAX_HASH, dtype=np.uint64)
-    for lo in range(0, len(hashes), block):
-        h = hashes[lo : lo + block].astype(np.uint64)
-        d = doc_index[lo : lo + block]
-        values = np.multiply(h[:, None], a[None, :])  # wraps mod 2^64, as intended
-        values += b
-        values >>= np.uint64(32)
-        # Segment starts of each document inside this block (a document may span two blocks).
-        seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
-        mins = np.minimum.reduceat(values, seg, axis=0)
-        docs = d[seg]
-        signatures[docs] = np.minimum(signatures[docs], mins)
-    return signatures.astype(np.uint32)
-
-
-def signature_table(docs: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFrame:
-    """doc_id, group_id, exact_hash and MinHash signature (list of uint32) for each document."""
-    normalised = [normalise(t, settings) for t in docs["text"]]
-    num_perm = settings["bands"] * settings["rows"]
-    hashes, doc_index = shingle_hashes(normalised, settings["ngram"])
-    signatures = minhash_signatures(hashes, doc_index, len(docs), num_perm)
-    return pd.DataFrame(
-        {
-            "doc_id": docs["doc_id"].astype(str).to_numpy(),
-            "group_id": docs["group_id"].astype(str).to_numpy(),
-            "exact_hash": [exact_hash(t) for t in normalised],
-            "signature": list(signatures),
-        }
-    )
-
-
-def minhash_shard(corpus: str | os.PathLike, settings: Mapping[str, Any], output: str) -> None:
-    """Rule `minhash`: write the signatures of one corpus shard."""
-    docs = read_table(corpus, columns=["doc_id", "group_id", "text"])
-    table = signature_table(docs, settings)
-    log.info(
-        "%d signatures of %d permutations from %s",
-        len(table),
-        settings["bands"] * settings["rows"],
-        corpus,
-    )
-    write_table(table, output)
-
-
-def signature_matrix(table: pd.DataFrame, num_perm: int) -> np.ndarray:
-    """Stack the signature column into a matrix; a width other than bands*rows is an error."""
-    if len(table) == 0:
-        return np.zeros((0, num_perm), dtype=np.uint32)
-    matrix = np.stack(table["signature"].to_numpy()).astype(np.uint32)
-    if matrix.shape[1] != num_perm:
-        raise ValueError(
-            f"signatures have {matrix.shape[1]} slots but dedup.bands x dedup.rows = {num_perm}; "
-            "re-run the minhash rule"
+    mine = exact[:, 0] % np.uint64(buckets) == np.uint64(bucket)
+    exact_rows = pd.DataFrame({"index": index[mine], "hi": exact[mine, 0], "lo": exact[mine, 1]})
+    near = []
+    for band, band_keys in keys.items():
+        chosen = in_bucket(band, band_keys, bucket, buckets, key_parts(bands, buckets))
+        near.append(
+            pd.DataFrame(
+                {
+                    "band": np.full(int(chosen.sum()), band, dtype=np.int32),
+                    "key": band_keys[chosen],
+                    "index": index[chosen],
+                    "hi": exact[chosen, 0],
+                    "lo": exact[chosen, 1],
+                }
+            )
         )
-    return matrix
+    return exact_rows, pd.concat(near, ignore_index=True)
 
 
-def band_keys(signatures: np.ndarray, band: int, rows: int) -> np.ndarray:
-    """One 64-bit key per document for one band: equal band slices give equal keys."""
-    key = np.zeros(len(signatures), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in range(band * rows, (band + 1) * rows):
-            key = _mix64(key * np.uint64(0x100000001B3) + signatures[:, column].astype(np.uint64))
-    return key
+def exact_links(rows: pd.DataFrame) -> np.ndarray:
+    """(first copy, other copy) for each row whose exact hash an earlier row shares."""
+    first = rows.groupby(["hi", "lo"])["index"].transform("min").to_numpy()
+    index = rows["index"].to_numpy()
+    other = first != index
+    return np.stack([first[other], index[other]], axis=1).astype(np.int64)
 
 
-def candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Index pairs (i < j) that share at least one LSH band (all rows of the band equal)."""
-    pairs = [np.zeros((0, 2), dtype=np.int64)]
-    for band in range(bands):
-        keys = pd.DataFrame(
-            {"key": band_keys(signatures, band, rows), "i": np.arange(len(signatures))}
+def candidate_pairs(near: pd.DataFrame, collapse_exact: bool) -> np.ndarray:
+    """Global row pairs (i < j) that share the key of at least one band."""
+    shared = near[near.duplicated(["band", "key"], keep=False)]
+    if collapse_exact:
+        # Exact copies share every band key, and exact links already join them: pair only the
+        # first copy of each text, so a text repeated k times does not make k^2 candidate pairs.
+        shared = shared.sort_values("index", kind="stable").drop_duplicates(
+            ["band", "key", "hi", "lo"]
         )
-        shared = keys[keys["key"].duplicated(keep=False)]
-        if shared.empty:
-            continue
-        # Every pair inside a bucket; exact copies are collapsed before this, so buckets stay small.
-        both = shared.merge(shared, on="key")
-        both = both[both["i_x"] < both["i_y"]]
-        pairs.append(both[["i_x", "i_y"]].to_numpy(dtype=np.int64))
+        shared = shared[shared.duplicated(["band", "key"], keep=False)]
+    if shared.empty:
+        return np.zeros((0, 2), dtype=np.int64)
+    slim = shared[["band", "key", "index"]]
+    both = slim.merge(slim, on=["band", "key"])
+    both = both[both["index_x"] < both["index_y"]]
     # A 64-bit key collision could pair different band slices; LSH only proposes candidates, and
     # the Jaccard check decides, so such a pair costs one comparison.
-    return np.unique(np.concatenate(pairs), axis=0)
+    return np.unique(both[["index_x", "index_y"]].to_numpy(dtype=np.int64), axis=0)
 
 
-def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Share of equal signature slots for each pair: the MinHash estimate of their Jaccard."""
-    if len(pairs) == 0:
-        return np.zeros(0)
-    return (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1)
+def bucket_links(
+    exact_rows: pd.DataFrame, near: pd.DataFrame, settings: Mapping[str, Any]
+) -> pd.DataFrame:
+    """The exact links and LSH candidate pairs of one bucket (columns LINK_COLUMNS)."""
+    frames = [
+        pd.DataFrame({"left": [], "right": [], "kind": []}).astype(
+            {"left": "int64", "right": "int64"}
+        )
+    ]
+    if settings["exact"]:
+        links = exact_links(exact_rows)
+        frames.append(pd.DataFrame({"left": links[:, 0], "right": links[:, 1], "kind": "exact"}))
+    if settings["near"]:
+        pairs = candidate_pairs(near, collapse_exact=settings["exact"])
+        frames.append(
+            pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "kind": "candidate"})
+        )
+    links = pd.concat(frames, ignore_index=True)
+    return links.astype({"left": "int64", "right": "int64", "kind": "str"})
 
 
-def find_duplicates(table: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFrame:
+def estimated_jaccard(
+    signatures: np.ndarray, pairs: np.ndarray, block: int = 1 << 16
+) -> np.ndarray:
+    """Share of equal signature slots for each pair: the MinHash estimate of their Jaccard.
+
+    Pairs are compared a block at a time: millions of candidate pairs would otherwise gather two
+    copies of their signatures at once (pairs x slots x 4 bytes each).
+    """
+    shares = [np.zeros(0)]
+    for lo in range(0, len(pairs), block):
+        part = pairs[lo : lo + block]
+        shares.append((signatures[part[:, 0]] == signatures[part[:, 1]]).mean(axis=1))
+    return np.concatenate(shares)
+
+
+def resolve_duplicates(
+    links: pd.DataFrame,
+    rows: np.ndarray,
+    doc_ids: np.ndarray,
+    exact_hashes: np.ndarray,
+    signatures: np.ndarray,
+    settings: Mapping[str, Any],
+) -> pd.DataFrame:
     """One row per removed copy: doc_id, duplicate_of (the kept doc_id), estimated_jaccard, kind.
 
-    Exact duplicates share exact_hash; near duplicates share an LSH band and have an estimated
-    Jaccard >= threshold. Both kinds of link are merged into connected components (transitively),
-    and in each component the copy with the smallest doc_id is kept.
+    `rows` (sorted global row numbers) are the documents in a link, with their doc_ids, exact hashes
+    and signatures. Candidates are confirmed at an estimated Jaccard >= threshold; exact and near
+    links join into connected components (transitively), and in each the smallest doc_id is kept.
     """
-    n = len(table)
-    if n == 0:
-        return pd.DataFrame(columns=DUPLICATE_COLUMNS)
-    bands, rows = settings["bands"], settings["rows"]
-    signatures = signature_matrix(table, bands * rows)
-    doc_ids = table["doc_id"].astype(str).to_numpy()
-    edges = [np.zeros((0, 2), dtype=np.int64)]
-    if settings["exact"]:
-        codes = pd.factorize(table["exact_hash"])[0]
-        first = pd.Series(np.arange(n)).groupby(codes).transform("min").to_numpy()
-        linked = np.flatnonzero(first != np.arange(n))
-        edges.append(np.stack([first[linked], linked], axis=1))
+    local = {
+        kind: np.searchsorted(rows, part[["left", "right"]].to_numpy(dtype=np.int64)).reshape(-1, 2)
+        for kind, part in (
+            ("exact", links[links["kind"] == "exact"]),
+            ("candidate", links[links["kind"] == "candidate"]),
+        )
+    }
+    candidates = np.unique(local["candidate"], axis=0)
+    confirmed = candidates[estimated_jaccard(signatures, candidates) >= settings["threshold"]]
     if settings["near"]:
-        # Exact copies (already linked) have identical signatures: search near pairs among one copy
-        # of each text, so a text repeated k times does not make k^2 candidate pairs.
-        distinct = np.arange(n)
-        if settings["exact"]:
-            distinct = np.flatnonzero(~table["exact_hash"].duplicated().to_numpy())
-        pairs = distinct[candidate_pairs(signatures[distinct], bands, rows)]
-        jaccard = estimated_jaccard(signatures, pairs)
-        confirmed = pairs[jaccard >= settings["threshold"]]
         log.info(
             "%d LSH candidate pairs, %d confirmed at Jaccard >= %s",
-            len(pairs),
+            len(candidates),
             len(confirmed),
             settings["threshold"],
         )
-        edges.append(confirmed)
-    links = np.concatenate(edges)
-    graph = coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(n, n))
+    edges = np.concatenate([local["exact"], confirmed])
+    n = len(rows)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     # The kept copy: the smallest doc_id of each component (deterministic, independent of shards).
     frame = pd.DataFrame({"index": np.arange(n), "doc_id": doc_ids, "component": component})
@@ -262,8 +191,7 @@ def find_duplicates(table: pd.DataFrame, settings: Mapping[str, Any]) -> pd.Data
     keep = kept_index.reindex(component).to_numpy()
     removed = np.flatnonzero(keep != np.arange(n))
     kept_of = keep[removed]
-    same_text = table["exact_hash"].to_numpy()[removed] == table["exact_hash"].to_numpy()[kept_of]
-    exact = same_text & bool(settings["exact"])
+    exact = (exact_hashes[removed] == exact_hashes[kept_of]) & bool(settings["exact"])
     jaccard = np.where(
         exact, 1.0, estimated_jaccard(signatures, np.stack([removed, kept_of], axis=1))
     )
@@ -278,10 +206,124 @@ def find_duplicates(table: pd.DataFrame, settings: Mapping[str, Any]) -> pd.Data
     return result.sort_values("doc_id", ignore_index=True)
 
 
-def dedup(signatures: list[str], settings: Mapping[str, Any], output: str) -> None:
-    """Rule `dedup`: read all signature shards and write the duplicates table."""
-    table = read_tables(signatures)
-    duplicates = find_duplicates(table, settings)
+def find_duplicates(table: pd.DataFrame, settings: Mapping[str, Any]) -> pd.DataFrame:
+    """All stages in one process on a signature table (doc_id, exact_hash, signature)."""
+    if len(table) == 0:
+        return pd.DataFrame(columns=DUPLICATE_COLUMNS)
+    bands = settings["bands"]
+    signatures = signature_matrix(table, bands * settings["rows"])
+    index = np.arange(len(table))
+    exact, keys = band_arrays(band_table(table, settings), range(bands))
+    links = bucket_links(*bucket_slice(index, exact, keys, 0, 1, bands), settings)
+    doc_ids = table["doc_id"].astype(str).to_numpy()
+    hashes = table["exact_hash"].to_numpy()
+    return resolve_duplicates(links, index, doc_ids, hashes, signatures, settings)
+
+
+def band_arrays(table: pa.Table, bands: Sequence[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The n x 2 exact hashes and the keys of the given bands, from a band table."""
+    exact = np.stack([table["exact_hi"].to_numpy(), table["exact_lo"].to_numpy()], axis=1).astype(
+        np.uint64
+    )
+    return exact, {band: table[band_column(band)].to_numpy().astype(np.uint64) for band in bands}
+
+
+def row_counts(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """Rows of each Parquet file, from its footer (no data read)."""
+    return np.array([pq.ParquetFile(path).metadata.num_rows for path in paths], dtype=np.int64)
+
+
+def read_band_columns(path: str | os.PathLike, bands: Sequence[int], total: int) -> pa.Table:
+    """The exact hashes and the given bands' keys of one shard's band table, checked for width."""
+    names = pq.read_schema(path).names
+    if band_column(total - 1) not in names or band_column(total) in names:
+        raise ValueError(
+            f"{path} holds band keys for {sum(n.startswith('band_') for n in names)} bands but "
+            f"dedup.bands = {total}; re-run the minhash rule"
+        )
+    return pq.read_table(path, columns=["exact_hi", "exact_lo", *map(band_column, bands)])
+
+
+def dedup_bucket(
+    bands: Sequence[str | os.PathLike],
+    bucket: int,
+    buckets: int,
+    settings: Mapping[str, Any],
+    output: str | os.PathLike,
+) -> None:
+    """Rule `dedup_bucket`: one bucket's exact links and LSH candidate pairs over all shards."""
+    total = settings["bands"]
+    wanted = bands_of_bucket(bucket, buckets, total)
+    starts = np.concatenate([[0], np.cumsum(row_counts(bands))])
+    exact_parts, near_parts = [], []
+    for path, start in zip(bands, starts, strict=False):
+        table = read_band_columns(path, wanted, total)
+        index = np.arange(start, start + table.num_rows, dtype=np.int64)
+        exact, keys = band_arrays(table, wanted)
+        exact_rows, near = bucket_slice(index, exact, keys, bucket, buckets, total)
+        exact_parts.append(exact_rows)
+        near_parts.append(near)
+    links = bucket_links(
+        pd.concat(exact_parts, ignore_index=True),
+        pd.concat(near_parts, ignore_index=True),
+        settings,
+    )
+    log.info(
+        "bucket %d of %d (bands %s): %d rows, %d band entries, links %s",
+        bucket,
+        buckets,
+        wanted,
+        int(starts[-1]),
+        sum(len(part) for part in near_parts),
+        links["kind"].value_counts().to_dict(),
+    )
+    write_table(links, output)
+
+
+def linked_rows(
+    signatures: Sequence[str | os.PathLike], rows: np.ndarray, num_perm: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """doc_ids, exact hashes and signatures of the given global rows, one shard read at a time.
+
+    Signatures go from Arrow to one uint32 matrix without a Python object per row: the linked
+    rows can be a large share of a corpus with much reused text.
+    """
+    starts = np.concatenate([[0], np.cumsum(row_counts(signatures))])
+    ids, hashes, matrices = [], [], [np.zeros((0, num_perm), dtype=np.uint32)]
+    for path, start, end in zip(signatures, starts[:-1], starts[1:], strict=True):
+        wanted = rows[(rows >= start) & (rows < end)] - start
+        if len(wanted) == 0:
+            continue
+        table = pq.read_table(path, columns=["doc_id", "exact_hash", "signature"]).take(wanted)
+        column = table["signature"].combine_chunks()
+        widths = pc.unique(pc.list_value_length(column)).to_pylist()
+        if widths != [num_perm]:
+            raise ValueError(
+                f"signatures have {widths[0]} slots but dedup.bands x dedup.rows = {num_perm}; "
+                "re-run the minhash rule"
+            )
+        matrices.append(column.flatten().to_numpy().reshape(-1, num_perm).astype(np.uint32))
+        ids.append(table["doc_id"].to_pandas().astype(str).to_numpy())
+        hashes.append(table["exact_hash"].to_pandas().to_numpy())
+    empty = [np.zeros(0, dtype=object)]
+    return np.concatenate(ids or empty), np.concatenate(hashes or empty), np.concatenate(matrices)
+
+
+def dedup(
+    pairs: Sequence[str | os.PathLike],
+    signatures: Sequence[str | os.PathLike],
+    settings: Mapping[str, Any],
+    output: str | os.PathLike,
+) -> None:
+    """Rule `dedup`: confirm every bucket's links and write the duplicates table."""
+    total = int(row_counts(signatures).sum())
+    if total == 0:
+        write_table(pd.DataFrame(columns=DUPLICATE_COLUMNS), output)
+        return
+    links = read_tables(list(pairs), columns=LINK_COLUMNS)
+    rows = np.unique(links[["left", "right"]].to_numpy(dtype=np.int64))
+    doc_ids, hashes, matrix = linked_rows(signatures, rows, settings["bands"] * settings["rows"])
+    duplicates = resolve_duplicates(links, rows, doc_ids, hashes, matrix, settings)
     counts = duplicates["kind"].value_counts().to_dict()
-    log.info("%d documents, %d removed copies %s", len(table), len(duplicates), counts)
+    log.info("%d documents, %d removed copies %s", total, len(duplicates), counts)
     write_table(duplicates, output)

@@ -1,20 +1,29 @@
-"""Leak-free train/validation/test splits: whole groups by a seeded hash, checked for leakage."""
+"""Leak-free train/validation/test splits: whole groups by a seeded hash, checked for leakage.
+
+Memory follows the shard, not the corpus: a first pass reads ids, labels and metadata and reduces
+each text to a hash and its length; splits, leaks and the report come from those alone. A second
+pass writes each split shard by shard, in row groups (locallm.tables.parquet_appender).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from locallm.data.ingest import uniform_metadata
+from locallm.data.records import is_blank
 from locallm.data.sources import RESERVED
 from locallm.logs import get_logger, warn
 from locallm.settings import SPLITS, split_fractions
-from locallm.tables import read_table, read_tables, write_table, write_tsv
+from locallm.tables import parquet_appender, read_table, write_table, write_tsv
 from locallm.task.prompts import normalise_label
 
 log = get_logger(__name__)
@@ -72,24 +81,27 @@ def group_majority_labels(docs: pd.DataFrame, column: str) -> pd.Series:
     return counts.drop_duplicates("group_id").set_index("group_id")["label"]
 
 
-def assign_splits(docs: pd.DataFrame, settings: dict, seed: int) -> pd.Series:
-    """The split of every row: whole groups, stratified by split.stratify_by when set."""
+def group_splits(docs: pd.DataFrame, settings: dict, seed: int) -> dict[str, str]:
+    """Each group's split: whole groups, stratified by split.stratify_by when set."""
     fractions = split_fractions(settings)
     column = settings["stratify_by"]
     if column is None:
-        by_group = assign_groups(sorted(docs["group_id"].unique()), fractions, seed)
-    else:
-        require_column(docs, column, "split.stratify_by")
-        by_group = assign_stratified(group_majority_labels(docs, column), fractions, seed)
-    return docs["group_id"].map(by_group).rename("split")
+        return assign_groups(sorted(docs["group_id"].unique()), fractions, seed)
+    require_column(docs.columns, column, "split.stratify_by")
+    return assign_stratified(group_majority_labels(docs, column), fractions, seed)
 
 
-def require_column(docs: pd.DataFrame, column: str, key: str) -> None:
+def assign_splits(docs: pd.DataFrame, settings: dict, seed: int) -> pd.Series:
+    """The split of every row, from its group's split."""
+    return docs["group_id"].map(group_splits(docs, settings, seed)).rename("split")
+
+
+def require_column(columns: Sequence[str], column: str, key: str) -> None:
     """Fail with the config key and the available columns when `column` is missing."""
-    if column not in docs.columns:
+    if column not in columns:
         raise KeyError(
             f"config {key} is {column!r}, not a column of the filtered corpus "
-            f"(columns: {', '.join(map(str, docs.columns))})"
+            f"(columns: {', '.join(map(str, columns))})"
         )
 
 
@@ -104,12 +116,9 @@ def filter_task_labels(docs: pd.DataFrame, task: dict) -> tuple[pd.DataFrame, pd
     column = task["label_column"]
     if column is None:
         raise ValueError("config task.labels is set but task.label_column is null; name the column")
-    require_column(docs, column, "task.label_column")
+    require_column(docs.columns, column, "task.label_column")
+    docs = normalise_labels(docs, task)
     values = docs[column].astype("string")
-    if task["label_normalize"]:
-        canonical = {normalise_label(label): label for label in task["labels"]}
-        values = values.map(lambda v: canonical.get(normalise_label(v), v), na_action="ignore")
-        docs = docs.assign(**{column: values.astype(object).where(values.notna(), None)})
     keep = values.isin(task["labels"]).fillna(False).to_numpy(bool)
     rejected = docs[~keep]
     details = [MISSING_LABEL if pd.isna(value) else str(value) for value in rejected[column]]
@@ -123,6 +132,18 @@ def filter_task_labels(docs: pd.DataFrame, task: dict) -> tuple[pd.DataFrame, pd
             f"{task['labels']}; most frequent rejected values: {listed}{hint}",
         )
     return docs[keep], rejects_frame(rejected, "label.not_in_task_labels", details)
+
+
+def normalise_labels(docs: pd.DataFrame, task: dict) -> pd.DataFrame:
+    """With task.label_normalize, labels that match after strip + casefold take the configured
+    spelling (the same in the pass that splits and in the pass that writes)."""
+    column = task["label_column"]
+    if not (task["labels"] and task["label_normalize"]):
+        return docs
+    values = docs[column].astype("string")
+    canonical = {normalise_label(label): label for label in task["labels"]}
+    values = values.map(lambda v: canonical.get(normalise_label(v), v), na_action="ignore")
+    return docs.assign(**{column: values.astype(object).where(values.notna(), None)})
 
 
 def rejects_frame(docs: pd.DataFrame, reason: str, details: list[str]) -> pd.DataFrame:
@@ -146,10 +167,11 @@ def normalised_text_hash(text: str) -> str:
 def duplicate_components(docs: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
     """A component id per row of `docs`, linking dedup pairs (transitively) and exact text copies.
 
+    `docs` holds text_key (text_facts), not the text.
     Pairs through documents that filter removed still link their neighbours: copies of one text
     are copies of each other. Exact copies are found here too, whatever dedup was set to do.
     """
-    text_key = docs["text"].map(normalised_text_hash)
+    text_key = docs["text_key"]
     first_of_text = docs["doc_id"].groupby(text_key.to_numpy()).transform("first")
     edges = pd.concat(
         [
@@ -196,7 +218,7 @@ def size_warnings(
 ) -> list[tuple[str, str, str]]:
     """(split, key, message) for training text under split.min_train_mb and rare labels."""
     found = []
-    train_mb = docs.loc[docs["split"] == "train", "text"].str.encode("utf-8").str.len().sum() / 1e6
+    train_mb = docs.loc[docs["split"] == "train", "n_bytes"].sum() / 1e6
     if train_mb < settings["min_train_mb"]:
         found.append(
             (
@@ -233,11 +255,11 @@ def report_rows(
     rows = []
     for split in SPLITS:
         part = docs[docs["split"] == split]
-        megabytes = part["text"].str.encode("utf-8").str.len().sum() / 1e6
+        megabytes = part["n_bytes"].sum() / 1e6
         rows += [
             ("size", split, "documents", len(part)),
             ("size", split, "groups", part["group_id"].nunique()),
-            ("size", split, "characters", int(part["text"].str.len().sum())),
+            ("size", split, "characters", int(part["n_chars"].sum())),
             ("size", split, "megabytes", round(megabytes, 3)),
         ]
         if label_column is None:
@@ -267,6 +289,87 @@ def check_not_empty(docs: pd.DataFrame, fractions: dict[str, float]) -> None:
         )
 
 
+def text_facts(texts: pd.Series) -> pd.DataFrame:
+    """What the split needs of each text: text_key (exact copies), n_bytes (UTF-8) and n_chars."""
+    return pd.DataFrame(
+        {
+            "text_key": texts.map(normalised_text_hash),
+            "n_bytes": texts.str.encode("utf-8").str.len(),
+            "n_chars": texts.str.len(),
+        },
+        index=texts.index,
+    )
+
+
+def split_metadata(
+    filtered: Sequence[str | os.PathLike], task: dict, settings: dict
+) -> pd.DataFrame:
+    """Ids, label and stratum columns, text facts and (shard, row) of every filtered row.
+
+    One shard's text is in memory at a time; what is kept is a few short fields per row.
+    """
+    keys = {"task.label_column": task["label_column"], "split.stratify_by": settings["stratify_by"]}
+    schemas = [pq.read_schema(path).names for path in filtered]
+    every = list(dict.fromkeys(name for names in schemas for name in names))
+    for key, column in keys.items():
+        if column is not None:
+            require_column(every, column, key)
+    parts = []
+    for shard, (path, names) in enumerate(zip(filtered, schemas, strict=True)):
+        wanted = dict.fromkeys(c for c in keys.values() if c is not None and c in names)
+        columns = ["doc_id", "group_id", *wanted]
+        docs = read_table(path, columns=[*columns, "text"])
+        docs["doc_id"] = docs["doc_id"].astype(str)
+        docs["group_id"] = docs["group_id"].astype(str)
+        meta = pd.concat([docs[columns], text_facts(docs["text"])], axis=1)
+        parts.append(meta.assign(shard=shard, row=np.arange(len(docs))))
+    return pd.concat(parts, ignore_index=True)
+
+
+def mixed_type_columns(filtered: Sequence[str | os.PathLike]) -> list[str]:
+    """Metadata columns typed differently in different shards ("1990" from a CSV, 1990 from a
+    JSONL): they are written as text, since one Parquet column holds one type."""
+    types: dict[str, set[str]] = {}
+    for path in filtered:
+        for field in pq.read_schema(path):
+            if field.name not in RESERVED and str(field.type) != "null":
+                types.setdefault(field.name, set()).add(str(field.type))
+    mixed = sorted(name for name, found in types.items() if len(found) > 1)
+    for column in mixed:
+        warn(
+            log,
+            f"metadata column {column!r} is {sorted(types[column])} across shards; stored as text",
+        )
+    return mixed
+
+
+def write_splits(
+    filtered: Sequence[str | os.PathLike],
+    kept: pd.DataFrame,
+    by_group: dict[str, str],
+    task: dict,
+    outputs: dict[str, str],
+) -> None:
+    """Write each split's rows of `kept` (shard, row), shard by shard, in the corpus order.
+
+    A row takes the columns of its filtered shard, its labels as normalised and its split.
+    """
+    as_text = mixed_type_columns(filtered)
+    with contextlib.ExitStack() as stack:
+        appenders = {s: stack.enter_context(parquet_appender(outputs[s])) for s in SPLITS}
+        for shard, path in enumerate(filtered):
+            docs = read_table(path)
+            docs["doc_id"] = docs["doc_id"].astype(str)
+            docs["group_id"] = docs["group_id"].astype(str)
+            for column in as_text:
+                docs[column] = [None if is_blank(v) else str(v) for v in docs[column]]
+            docs = normalise_labels(docs, task)
+            docs = docs.iloc[kept.loc[kept["shard"] == shard, "row"].to_numpy()]
+            docs["split"] = docs["group_id"].map(by_group)
+            for split in SPLITS:
+                appenders[split](docs[docs["split"] == split].reset_index(drop=True))
+
+
 def split_corpus(
     filtered: list[str],
     duplicates: str,
@@ -278,7 +381,7 @@ def split_corpus(
     report: str,
 ) -> None:
     """Rule split: label filter, group split, leakage check and removal, tables and report."""
-    docs = read_tables(filtered)
+    docs = split_metadata(filtered, task, settings)
     if docs.empty:
         raise ValueError(
             "no document to split: the filter rule kept none. "
@@ -286,10 +389,6 @@ def split_corpus(
             "results/NAME/filtered/rejects/ names each document's reason; "
             "loosen that filter in config `filter`"
         )
-    metadata = [c for c in docs.columns if c not in RESERVED and docs[c].dtype == object]
-    docs = uniform_metadata(docs, metadata, " across shards")
-    docs["doc_id"] = docs["doc_id"].astype(str)
-    docs["group_id"] = docs["group_id"].astype(str)
     docs, rejected = filter_task_labels(docs, task)
     if docs.empty:
         top = ", ".join(repr(v) for v in rejected["detail"].value_counts().index[:5])
@@ -299,7 +398,8 @@ def split_corpus(
             "task.label_column"
         )
     docs = docs.reset_index(drop=True)
-    docs["split"] = assign_splits(docs, settings, seed)
+    by_group = group_splits(docs, settings, seed)
+    docs["split"] = docs["group_id"].map(by_group)
     pairs = read_table(duplicates, columns=["doc_id", "duplicate_of"])
 
     leakage = [("leakage", "all", "groups_straddling_splits", groups_straddling(docs))]
@@ -334,8 +434,7 @@ def split_corpus(
     for _, _, message in found:
         warn(log, message)
 
-    for split in SPLITS:
-        write_table(docs[docs["split"] == split].reset_index(drop=True), outputs[split])
+    write_splits(filtered, docs[["shard", "row"]], by_group, task, outputs)
     write_table(rejected, rejects)
     rows = report_rows(docs, label_column, labels) + leakage
     rows += [
