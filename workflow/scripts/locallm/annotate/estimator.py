@@ -1,4 +1,4 @@
-"""Label shares three ways: the model's labels, the gold sample's, and prediction-powered: numpy only.
+"""Label shares three ways: the model's labels, the gold sample's, prediction-powered (numpy).
 
 Prediction-powered inference (Angelopoulos et al., Science 2023) corrects the share of a label in
 the model's annotations with the model's average error on a gold-labelled sample:
@@ -38,7 +38,7 @@ def group_counts(
 
 
 def resample_weights(n_groups: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """How often each group is drawn in each of `n_boot` resamples of `n_groups` with replacement."""
+    """Times each group is drawn in each of `n_boot` resamples of `n_groups` with replacement."""
     if n_groups == 0:
         return np.zeros((n_boot, 0))
     return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot).astype(float)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 from importlib.metadata import distributions
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from locallm.code_version import git_state
 from locallm.hashing import sha256
 
 CHECKSUM_COLUMNS = ["role", "path", "bytes", "sha256"]
@@ -42,27 +42,6 @@ def checksums(files_by_role: dict[str, list[str | os.PathLike]]) -> pd.DataFrame
                     }
                 )
     return pd.DataFrame(rows, columns=CHECKSUM_COLUMNS)
-
-
-def _git(repo: Path, *args: str) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout
-
-
-def git_state(repo: str | os.PathLike) -> dict[str, Any]:
-    """The commit checked out in `repo` and whether tracked files differ from it (None: no git)."""
-    repo = Path(repo)
-    commit = _git(repo, "rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None, "changed_files": []}
-    changed = _git(repo, "status", "--porcelain", "--untracked-files=no") or ""
-    files = [line[3:] for line in changed.splitlines() if line.strip()]
-    return {"commit": commit.strip(), "dirty": bool(files), "changed_files": files}
 
 
 def installed_packages() -> dict[str, str]:
