@@ -26,6 +26,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/annotate.smk"
 include: "workflow/rules/hpc.smk"
 include: "workflow/rules/report.smk"
 

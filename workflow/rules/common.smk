@@ -64,6 +64,8 @@ BUILTIN_NAMES = [builtin_name(base) for base in BUILTIN_WHEELS]
 # share them among the variant x stage pairs.
 LONE_JOB_THREADS = PLAN.threads(config["training"]["threads"], 1)
 INFERENCE_THREADS = PLAN.inference_threads
+ANNOTATE_SHARDS = PLAN.annotate_shards
+ANNOTATE_THREADS = PLAN.annotate_threads
 # Files of a trained stage's folder shown by `snakemake --report` (patterns need a wildcard).
 STAGE_REPORT_FILES = [
     "{name,loss}.{ext,png}",
@@ -193,3 +195,17 @@ def inference_gpus(wildcards):
 
 def inference_gpu_mem_mb(wildcards):
     return PLAN.gpu_resources(wildcards.variant, "infer").get("gpu_mem_mb", 0)
+
+
+# Annotation (annotate.smk).
+def annotate_input_files(wildcards):
+    return PLAN.annotate_input_files()
+
+
+def annotate_shard_input(wildcards):
+    return PLAN.annotate_shard_input()
+
+
+def annotate_partial_folder(wildcards, output):
+    """Chunks of an annotate job, outside its output so they survive a killed job."""
+    return output[0].replace("results/annotate/shards/", "results/annotate/partial/", 1)

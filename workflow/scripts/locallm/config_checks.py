@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from locallm.annotate.checks import annotate_problems
 from locallm.data.sources import corpus_paths, settings_problems
 from locallm.settings import split_fractions
 from locallm.task.prompts import label_problems, preference_problems, prompt_problems
@@ -33,4 +34,4 @@ def config_problems(config: dict[str, Any]) -> list[str]:
                 "config evaluation.perplexity needs a validation split but split.validation is 0; "
                 "give it a share or set evaluation.perplexity: false"
             )
-    return problems
+    return problems + annotate_problems(config)

@@ -83,6 +83,7 @@ class Plan:
         self.cores = cores
         self.shards = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
         self.infer_shards = [f"{i:03d}" for i in range(config["inference"]["shards"])]
+        self.annotate_shards = [f"{i:03d}" for i in range(config["annotate"]["shards"])]
         self.stages = list(config["inference"]["stages"])
         self.variants = {name: self._variant(name) for name in config["variants"]}
         # One tokenize job per distinct tokenization, run with the settings of its first variant.
@@ -280,6 +281,91 @@ class Plan:
         corpus = self.config["corpus"]
         return corpus["metadata_columns"] + list(corpus["derived_columns"])
 
+    # --- annotation ---------------------------------------------------------------------------
+
+    @property
+    def annotated(self) -> bool:
+        """True when the run annotates with the chosen stage (a classification task, evaluated)."""
+        return self.evaluated
+
+    @property
+    def annotate_threads(self) -> int:
+        """Threads of an annotate job: `auto` shares the cores among the annotate shards."""
+        return self.threads(self.config["inference"]["threads"], len(self.annotate_shards))
+
+    @property
+    def annotation_candidates(self) -> list[tuple[str, str]]:
+        """The variant x stage pairs annotation may load: the named one, or every evaluated one
+        (the decision is read from metrics.tsv at job time, so the DAG holds them all)."""
+        use = self.config["annotate"]["use"]
+        if use != "decision":
+            return [(use["variant"], use["stage"])]
+        return [(v, s) for v in self.variants for s in self.stages]
+
+    @property
+    def annotation_models(self) -> dict[str, dict[str, Any]]:
+        """{"variant/stage": loading settings, base folder, adapter folder} of each candidate."""
+        models = {}
+        for variant, stage in self.annotation_candidates:
+            folders = self.stage_model(variant, stage)
+            models[f"{variant}/{stage}"] = {
+                "model": self.variants[variant].loading.params(),
+                "base": folders.get("base"),
+                "adapter": folders.get("adapter"),
+            }
+        return models
+
+    @property
+    def annotation_files(self) -> list[str]:
+        """The user's files annotate.input names (besides `corpus`), sorted."""
+        patterns = [p for p in self.config["annotate"]["input"] if p != "corpus"]
+        return corpus_paths(patterns) if patterns else []
+
+    def annotate_input_files(self) -> dict[str, Any]:
+        """The annotate_input job's inputs: the kept corpus shards, the splits, the user's files."""
+        files: dict[str, Any] = {"user_files": self.annotation_files}
+        if "corpus" in self.config["annotate"]["input"]:
+            files["filtered"] = [f"results/filtered/{shard}.parquet" for shard in self.shards]
+            files.update({split: f"results/splits/{split}.parquet" for split in SPLITS})
+        return files
+
+    def annotate_shard_input(self) -> dict[str, Any]:
+        """An annotate job's inputs: its table, the choice, every candidate's model folders, and
+        the train and test splits when a candidate is few-shot (its examples)."""
+        folders = sorted(
+            {f for v, s in self.annotation_candidates for f in self.stage_model(v, s).values()}
+        )
+        files: dict[str, Any] = {
+            "table": "results/annotate/input.parquet",
+            "choice": "results/annotate/choice.json",
+            "models": folders,
+        }
+        if any(stage == "fewshot" for _, stage in self.annotation_candidates):
+            files["train"] = "results/splits/train.parquet"
+            files["test"] = "results/splits/test.parquet"
+        return files
+
+    @property
+    def annotation_targets(self) -> list[str]:
+        """The tables, estimates and card of annotation (and the CSV copies when asked)."""
+        if not self.annotated:
+            return []
+        folder = "results/annotate"
+        targets = [
+            f"{folder}/{name}"
+            for name in (
+                "passages.parquet",
+                "documents.parquet",
+                "accounting.tsv",
+                "estimates.tsv",
+                "estimates.png",
+                "card.md",
+            )
+        ]
+        if self.config["annotate"]["csv"]:
+            targets += [f"{folder}/passages.csv", f"{folder}/documents.csv"]
+        return targets
+
     # --- targets ------------------------------------------------------------------------------
 
     def _each(self, pattern: str, stages: list[str] | tuple[str, ...]) -> list[str]:
@@ -343,4 +429,12 @@ class Plan:
                 "results/eval/decision.md",
             ]
         report = ["results/report/REFORMS.md"]
-        return data + lengths + self.trained_models + self.predictions + evaluation + report
+        return (
+            data
+            + lengths
+            + self.trained_models
+            + self.predictions
+            + evaluation
+            + self.annotation_targets
+            + report
+        )

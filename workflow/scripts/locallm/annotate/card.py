@@ -33,6 +33,13 @@ DuckDB: `SELECT * FROM 'results/annotate/passages.parquet'`. With `annotate.csv:
 (`passages.csv`, `documents.csv`) sit beside them for Stata and SPSS."""
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """A small table as Markdown (pandas' to_markdown needs tabulate, not a dependency here)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * table.shape[1]]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def _interval(row: pd.Series) -> str:
     if pd.isna(row.get("ci_low")):
         return f"{row['value']:.3f}"
@@ -149,7 +156,7 @@ def annotation_card(
     lines += metrics_section(metrics, choice, labels)
     lines += ["", "## Label shares", ""]
     lines += estimates_section(estimates)
-    lines += ["", "## Every record accounted for", "", accounting.to_markdown(index=False), ""]
+    lines += ["", "## Every record accounted for", "", markdown_table(accounting), ""]
     lines += ["## Loading the tables", "", LOADING, ""]
     return "\n".join(lines)
 

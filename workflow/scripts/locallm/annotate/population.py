@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from locallm.annotate.checks import CORPUS
 from locallm.data.ingest import ingest_records
 from locallm.data.sources import REJECT_COLUMNS, corpus_paths
 from locallm.logs import get_logger, warn
@@ -21,7 +22,6 @@ from locallm.tables import read_table, read_tables, write_table, write_tsv
 
 log = get_logger(__name__)
 
-CORPUS = "corpus"  # annotate.input entry that stands for the corpus's kept passages
 UNSPLIT = "none"  # split of a passage in no split (its label is missing, or a user file's)
 
 
