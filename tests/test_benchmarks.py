@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import pandas as pd
 from conftest import ROOT
 from locallm.config import load_config
@@ -270,3 +271,22 @@ def test_smollm2_inference_compares_every_path_with_its_reference_on_a_tiny_base
     printed = capsys.readouterr().out
     assert "generate_texts batched, static cache (bfloat16)" in printed
     assert "Batching's bound (pipeline CPU s / prefill CPU s)" in printed
+
+
+def test_estimate_coverage_runs_on_a_small_labelled_table(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["spoken", "written"], 300)
+    # A model right 80% of the time.
+    flipped = np.where(truth == "spoken", "written", "spoken")
+    label = np.where(rng.random(300) < 0.8, truth, flipped)
+    passages = pd.DataFrame(
+        {"group_id": np.repeat(np.arange(30), 10), "sotu_type": truth, "label": label}
+    )
+    write_table(passages, tmp_path / "passages.parquet")
+    summary = benchmark("estimate_coverage").main(
+        ["--passages", str(tmp_path / "passages.parquet"), "--gold-groups", "6", "--draws", "5",
+         "--bootstrap", "50", "--config", str(ROOT / "config" / "config.yaml")]
+    )  # fmt: skip
+    assert sorted(summary["method"].unique()) == ["gold", "model", "prediction_powered"]
+    assert summary["coverage"].between(0, 1).all() and (summary["mean_width"] > 0).all()
+    assert "model accuracy" in capsys.readouterr().out

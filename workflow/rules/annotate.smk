@@ -33,7 +33,7 @@ rule annotate_input:
     benchmark:
         "benchmarks/annotate_input/annotate_input.tsv"
     conda:
-        "../../envs/data.yaml"
+        "../../envs/locallm.yaml"
     params:
         settings=config["annotate"],
         corpus=config["corpus"],

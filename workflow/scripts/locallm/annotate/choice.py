@@ -12,7 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from locallm.evaluation.decision import STAGE_COST, cheapest_good_enough, is_set
+from locallm.evaluation.decision import (
+    STAGE_COST,
+    cheapest_good_enough,
+    is_set,
+    mark_good_enough,
+)
 from locallm.logs import get_logger, warn
 from locallm.tables import write_json
 
@@ -28,6 +33,14 @@ def _cleared(value: Any) -> bool | None:
     if pd.isna(value):
         return None
     return str(value).strip().lower() in ("true", "1")
+
+
+def _models(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The models' rows of metrics.tsv, re-marked below with the configured bar (the same
+    function evaluate uses), so the choice never disagrees with the settings."""
+    return metrics[metrics["variant"] != "baseline"].drop(
+        columns=["threshold", "good_enough"], errors="ignore"
+    )
 
 
 def metric_row(metrics: pd.DataFrame, variant: str, stage: str, metric: str) -> pd.Series | None:
@@ -67,7 +80,8 @@ def choose_stage(
     metric = good_enough["metric"]
     if use != "decision":
         variant, stage = use["variant"], use["stage"]
-        row = None if metrics is None else metric_row(metrics, variant, stage, metric)
+        marked = None if metrics is None else mark_good_enough(_models(metrics), good_enough)
+        row = None if marked is None else metric_row(marked, variant, stage, metric)
         choice = _choice(row, variant, stage, metric, "named in annotate.use")
         if choice["good_enough"] is False:
             warn(
@@ -89,9 +103,9 @@ def choose_stage(
         )
     if metrics is None:
         raise NothingGoodEnough("annotate.use is `decision`, but there is no metrics table")
-    models = metrics[(metrics["variant"] != "baseline") & (metrics["metric"] == metric)]
-    marked = models.assign(good_enough=models["good_enough"].map(_cleared).astype("boolean"))
-    cleared = cheapest_good_enough(marked)
+    models = _models(metrics)
+    models = models[models["metric"] == metric]
+    cleared = cheapest_good_enough(mark_good_enough(models, good_enough))
     if cleared.empty:
         best = best_model(models)
         raise NothingGoodEnough(
