@@ -17,6 +17,7 @@ rule report:
         predictions=PLAN.predictions,
         metrics=PLAN.metrics,
         decision=["results/eval/decision.md"] if PLAN.evaluated else [],
+        annotation=list(PLAN.annotation_report_files.values()),
     output:
         reforms=report(
             "results/report/REFORMS.md",
@@ -62,6 +63,7 @@ rule report:
         stages=STAGES,
         trained=list(TRAINED_STAGES),
         lengths=PLAN.variant_lengths,
+        annotation=list(PLAN.annotation_report_files),
     script:
         "../scripts/write_report.py"
 

@@ -23,6 +23,7 @@ with log_to(snakemake.log[0]):
         predictions=dict(zip(product(variants, stages), snakemake.input.predictions, strict=True)),
         metrics=snakemake.input.metrics[0] if snakemake.input.metrics else None,
         decision=snakemake.input.decision[0] if snakemake.input.decision else None,
+        annotation=dict(zip(snakemake.params.annotation, snakemake.input.annotation, strict=True)),
     )
     write_report(
         run,

@@ -346,6 +346,19 @@ class Plan:
         return files
 
     @property
+    def annotation_report_files(self) -> dict[str, str]:
+        """The annotation files the report cites, by role (none when the run does not annotate)."""
+        if not self.annotated:
+            return {}
+        folder = "results/annotate"
+        return {
+            "card": f"{folder}/card.md",
+            "estimates": f"{folder}/estimates.tsv",
+            "passages": f"{folder}/passages.parquet",
+            "documents": f"{folder}/documents.parquet",
+        }
+
+    @property
     def annotation_targets(self) -> list[str]:
         """The tables, estimates and card of annotation (and the CSV copies when asked)."""
         if not self.annotated:

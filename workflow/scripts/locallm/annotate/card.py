@@ -50,7 +50,7 @@ def why_section(choice: dict[str, Any]) -> list[str]:
     stage = choice["stage"]
     lines = [
         f"- Variant **{choice['variant']}**, stage **{stage}** "
-        f"({STAGE_NAMES.get(stage, stage)}), chosen by {choice['chosen_by']}.",
+        f"({STAGE_NAMES.get(stage, stage)}); how it was chosen: {choice['chosen_by']}.",
     ]
     if choice["good_enough"] is True:
         lines.append(
@@ -123,8 +123,8 @@ def estimates_section(estimates: pd.DataFrame) -> list[str]:
         "population; their 95% intervals resample whole groups of the gold sample and of the "
         "population. The model's labels alone carry no correction: where the model errs they are "
         "biased, and their interval covers only sampling noise. Passages of the train split were "
-        "seen in training, so the model may err less on them than on the test split, which makes "
-        "the correction conservative there.",
+        "seen in training, so the model may err less on them than on the test split, and the "
+        "correction may be too large for them.",
     ]
     if not overall["gold_sample_of_population"].all():
         lines += [

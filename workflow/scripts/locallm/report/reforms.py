@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from locallm.annotate.card import estimates_section
 from locallm.report.reforms_items import AUTHOR_HINTS, ITEMS, MODULES
 from locallm.report.run_files import (
     RUN_INFO,
@@ -266,6 +267,21 @@ def _metrics(run: Run) -> str:
         + "\n\n"
         + AUTHOR
         + " Why the metric that selects the model suits the task."
+        + _annotation(run)
+    )
+
+
+def _annotation(run: Run) -> str:
+    """The label shares of the annotated corpus and what they assume (from the annotation card)."""
+    if not run.annotation:
+        return ""
+    estimates = run.table(run.annotation["estimates"])
+    return (
+        "\n\nThe corpus annotated with the chosen stage (results/annotate/card.md says which and "
+        "why); each label's share, three ways:\n\n"
+        + "\n".join(estimates_section(estimates))
+        + "\n\n"
+        + cite(run.annotation["card"], run.annotation["estimates"])
     )
 
 

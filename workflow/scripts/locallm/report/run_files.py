@@ -33,6 +33,8 @@ class Run:
     predictions: dict[tuple[str, str], str]
     metrics: str | None = None
     decision: str | None = None  # decision.md of the evaluate rule, when the run evaluates
+    # card, estimates, passages, documents of results/annotate/, when the run annotates
+    annotation: dict[str, str] = field(default_factory=dict)
     benchmarks: str = "benchmarks"
     environment: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
