@@ -290,3 +290,21 @@ def test_estimate_coverage_runs_on_a_small_labelled_table(tmp_path, capsys):
     assert sorted(summary["method"].unique()) == ["gold", "model", "prediction_powered"]
     assert summary["coverage"].between(0, 1).all() and (summary["mean_width"] > 0).all()
     assert "model accuracy" in capsys.readouterr().out
+
+
+def test_annotate_speed_runs_both_paths_on_a_tiny_model(tmp_path, capsys):
+    from test_inference import TEXTS, rows_of, tiny_llama, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tiny_llama(tokenizer).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    write_table(pd.DataFrame(rows_of(TEXTS)), tmp_path / "rows.parquet")
+    table = benchmark("annotate_speed").main(
+        ["--base", str(tmp_path / "base"), "--table", str(tmp_path / "rows.parquet"),
+         "--rows", "4", "--repeats", "1", "--threads", "1",
+         "--config", str(ROOT / "config" / "test.yaml")]
+    )  # fmt: skip
+    assert table["path"].tolist() == ["evaluation path", "annotate job"]
+    assert (table["rows"] == 4).all() and (table["rows_per_cpu_s"] > 0).all()
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "same labels on both paths: True" in printed
