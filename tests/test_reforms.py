@@ -35,3 +35,29 @@ def test_a_preset_criterion_and_the_decision_file_are_quoted_with_their_sources(
     assert '`{"metric": "accuracy", "threshold": 0.8}`' in text
     assert "> Use full/sft: accuracy CI above 0.8." in text and "# Decision" not in text
     assert "Source: `config.yaml`." in text and f"Source: `{decision}`." in text
+
+
+def test_results_item_quotes_the_annotation_shares_and_their_assumption(tmp_path):
+    from locallm.report.reforms import _annotation
+
+    rows = [
+        {"by": "all", "value": "all", "label": label, "method": method, "estimate": share,
+         "ci_low": share - 0.1, "ci_high": share + 0.1, "n_passages": 50, "n_groups": 5,
+         "n_gold": 20, "n_gold_groups": 2, "population": "the corpus",
+         "gold_sample_of_population": True}
+        for label, share in (("spoken", 0.4), ("written", 0.6))
+        for method in ("model", "gold", "prediction_powered")
+    ]  # fmt: skip
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp_path / "estimates.tsv", sep="\t", index=False)
+    run = run_with({})
+    assert _annotation(run) == ""  # a run that did not annotate says nothing
+    run.annotation = {
+        "card": "results/annotate/card.md",
+        "estimates": str(tmp_path / "estimates.tsv"),
+    }
+    text = _annotation(run)
+    assert "| spoken | 0.400 (0.300 to 0.500) |" in text
+    assert "random sample of the annotated population" in text
+    assert "Source: `results/annotate/card.md`" in text
