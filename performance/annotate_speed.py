@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             )
         )  # fmt: skip
         cpu, wall = max(cpu - load_cpu, 1e-9), max(wall - load_wall, 1e-9)
-        outputs["annotate job"] = read_table(output)["label"].tolist()
+        outputs["annotate job"] = read_table(output)["predicted_label"].tolist()
         best["annotate job"] = min(best.get("annotate job", (cpu, wall)), (cpu, wall))
     table = pd.DataFrame(
         [

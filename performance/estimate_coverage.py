@@ -37,7 +37,7 @@ def coverage(
     seed: int,
 ) -> pd.DataFrame:
     """Per method and label: coverage of the true share, mean width, mean bias, over the draws."""
-    predicted = encode(passages["label"].tolist(), labels, allow_unmatched=True)
+    predicted = encode(passages["predicted_label"].tolist(), labels, allow_unmatched=True)
     truth = encode(passages[label_column].tolist(), labels, allow_unmatched=False)
     groups = passages["group_id"].astype(str).to_numpy()
     true_share = np.bincount(truth, minlength=len(labels) + 1)[: len(labels)] / len(truth)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     started = time.perf_counter()
     summary = coverage(passages, task["labels"], label_column, args.gold_groups, args.draws,
                        args.bootstrap, args.seed)  # fmt: skip
-    accuracy = (passages["label"] == passages[label_column]).mean()
+    accuracy = (passages["predicted_label"] == passages[label_column]).mean()
     print(
         f"{len(passages)} passages in {passages['group_id'].nunique()} groups, model accuracy "
         f"{accuracy:.3f}; {args.draws} gold samples of {args.gold_groups} groups, "

@@ -75,7 +75,7 @@ def test_a_named_stage_that_missed_the_bar_is_marked(caplog):
     assert "missed the pre-registered bar" in caplog.text
     inputs = pd.DataFrame({"doc_id": ["a"], "document_id": ["a"], "group_id": ["g"],
                            "text": ["t"], "origin": ["corpus"], "split": ["test"]})  # fmt: skip
-    annotated = pd.DataFrame({"doc_id": ["a"], "label": ["x"]})
+    annotated = pd.DataFrame({"doc_id": ["a"], "predicted_label": ["x"]})
     assert passages_table(inputs, annotated, choice)["stage_good_enough"].tolist() == [False]
 
 
@@ -83,9 +83,11 @@ def test_passages_table_refuses_a_lost_or_repeated_row():
     inputs = pd.DataFrame({"doc_id": ["a", "b"], "text": ["1", "2"]})
     choice = {"chosen_by": "x", "good_enough": None}
     with pytest.raises(ValueError, match="1 input row\\(s\\) unannotated"):
-        passages_table(inputs, pd.DataFrame({"doc_id": ["a"], "label": ["x"]}), choice)
+        passages_table(inputs, pd.DataFrame({"doc_id": ["a"], "predicted_label": ["x"]}), choice)
     with pytest.raises(ValueError, match="1 repeated"):
-        passages_table(inputs, pd.DataFrame({"doc_id": ["a", "b", "b"], "label": "x"}), choice)
+        passages_table(
+            inputs, pd.DataFrame({"doc_id": ["a", "b", "b"], "predicted_label": "x"}), choice
+        )
 
 
 def test_documents_table_gives_shares_majority_and_ties():
@@ -93,7 +95,7 @@ def test_documents_table_gives_shares_majority_and_ties():
         {
             "document_id": ["d1", "d1", "d1", "d2", "d2"],
             "group_id": ["g1"] * 3 + ["g2"] * 2,
-            "label": ["R", "R", "D", "D", "R"],
+            "predicted_label": ["R", "R", "D", "D", "R"],
         }
     )
     documents = documents_table(passages, ["D", "R"]).set_index("document_id")
@@ -212,3 +214,9 @@ def test_write_choice_writes_json(tmp_path):
     metrics([("full", "sft", 0.8, 0.75)]).to_csv(path, sep="\t", index=False)
     write_choice(metrics=path, use="decision", good_enough=BAR, output=tmp_path / "c.json")
     assert json.loads((tmp_path / "c.json").read_text())["stage"] == "sft"
+
+
+def test_config_checks_name_metadata_that_clashes_with_annotation_columns():
+    config = with_defaults({"corpus": {"metadata_columns": ["year", "split"]}})
+    problems = annotate_problems(config)
+    assert any("['split'] clash with the columns annotation writes" in p for p in problems)

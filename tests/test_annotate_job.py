@@ -104,7 +104,7 @@ def test_annotations_record_model_stage_precision_and_label_probabilities(tmp_pa
     probs = table[[f"prob_{label}" for label in labels]]
     assert probs.sum(axis=1).round(6).eq(1).all()
     assert (table["confidence"] == probs.max(axis=1)).all()
-    assert table["label"].isin(labels).all()
+    assert table["predicted_label"].isin(labels).all()
     assert set(table["variant"]) == {"v"} and set(table["stage"]) == {"base"}
     assert set(table["gen_precision"]) == {"float32"} and set(table["engine"]) == {"transformers"}
     assert set(table["code_version"]) == {"unknown"}  # tmp_path is no git repository

@@ -280,7 +280,7 @@ def test_estimate_coverage_runs_on_a_small_labelled_table(tmp_path, capsys):
     flipped = np.where(truth == "spoken", "written", "spoken")
     label = np.where(rng.random(300) < 0.8, truth, flipped)
     passages = pd.DataFrame(
-        {"group_id": np.repeat(np.arange(30), 10), "sotu_type": truth, "label": label}
+        {"group_id": np.repeat(np.arange(30), 10), "sotu_type": truth, "predicted_label": label}
     )
     write_table(passages, tmp_path / "passages.parquet")
     summary = benchmark("estimate_coverage").main(

@@ -34,7 +34,7 @@ def test_snakemake_annotate_labels_every_passage_once_and_accounts_for_it(test_w
     test = pd.read_parquet(test_workflow / "results/splits/test.parquet")
     assert set(test["doc_id"]) <= set(passages["doc_id"])
     assert set(passages["split"]) <= {"train", "validation", "test", "none"}
-    assert set(passages["label"]) <= set(labels)
+    assert set(passages["predicted_label"]) <= set(labels)
     assert ((passages["variant"] == "qlora_r8") & (passages["stage"] == "sft")).all()
     assert passages["stage_good_enough"].isna().all()  # no bar set in the test config
     assert passages["code_version"].notna().all() and passages["engine"].eq("transformers").all()

@@ -7,6 +7,13 @@ from typing import Any
 from locallm.data.sources import corpus_paths
 
 CORPUS = "corpus"
+# Columns annotation adds beside the corpus metadata (passages.parquet); a metadata column of the
+# same name would be overwritten or suffixed by the join.
+ANNOTATION_COLUMNS = (
+    "document_id", "split", "origin", "sampled", "predicted_label", "confidence", "text_cut",
+    "variant", "stage", "model", "adapter", "engine", "code_version", "run_key", "chosen_by",
+    "stage_good_enough",
+)  # fmt: skip
 
 
 def annotate_problems(config: dict[str, Any]) -> list[str]:
@@ -39,6 +46,12 @@ def annotate_problems(config: dict[str, Any]) -> list[str]:
                 f"config annotate.estimate_by names {column!r}, which is not a corpus metadata or "
                 f"derived column ({', '.join(columns) or 'none'})"
             )
+    clash = sorted(set(columns) & set(ANNOTATION_COLUMNS))
+    if config["task"]["kind"] == "classify" and clash:
+        problems.append(
+            f"config corpus.metadata_columns / derived_columns: {clash} clash with the columns "
+            f"annotation writes ({', '.join(ANNOTATION_COLUMNS)}); rename them in the data"
+        )
     patterns = [entry for entry in settings["input"] if entry != CORPUS]
     if patterns:
         try:

@@ -62,10 +62,10 @@ def estimate_rows(
     seed: int,
 ) -> pd.DataFrame:
     """The three estimates of every label's share for one slice of the population."""
-    predicted = encode(population["label"].tolist(), labels, allow_unmatched=True)
+    predicted = encode(population["predicted_label"].tolist(), labels, allow_unmatched=True)
     if label_column is None or label_column not in gold:
         gold = gold.iloc[0:0]
-    gold_pred = encode(gold["label"].tolist(), labels, allow_unmatched=True)
+    gold_pred = encode(gold["predicted_label"].tolist(), labels, allow_unmatched=True)
     gold_true = (
         encode(gold[label_column].tolist(), labels, allow_unmatched=False)
         if len(gold)

@@ -140,7 +140,7 @@ def annotate_shard(
         else pd.DataFrame(columns=["doc_id", "parsed_label", "run_key"])
     )
     annotated = pd.DataFrame({"doc_id": rows["doc_id"].astype(str)})
-    annotated["label"] = predictions["parsed_label"].astype("string").to_numpy()
+    annotated["predicted_label"] = predictions["parsed_label"].astype("string").to_numpy()
     for label in labels:
         column = f"prob_{label}"
         annotated[column] = predictions[column].to_numpy(float) if column in predictions else None

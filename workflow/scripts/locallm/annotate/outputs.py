@@ -56,7 +56,9 @@ def documents_table(passages: pd.DataFrame, labels: Sequence[str]) -> pd.DataFra
     documents["n_passages"] = grouped.size()
     shares = pd.DataFrame(
         {
-            f"share_{label}": (passages["label"] == label).groupby(passages["document_id"]).mean()
+            f"share_{label}": (passages["predicted_label"] == label)
+            .groupby(passages["document_id"])
+            .mean()
             for label in labels
         }  # fmt: skip
     )
