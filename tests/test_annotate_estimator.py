@@ -56,6 +56,16 @@ def test_intervals_widen_with_disagreeing_groups_and_are_seeded():
     assert (first["ci_high"] - first["ci_low"] > 0).all()
 
 
+def test_a_single_gold_group_gives_a_point_but_no_interval():
+    table = label_shares(np.array([0, 1, 1, 0]), ["a", "a", "b", "b"], np.array([1, 1]),
+                         np.array([1, 0]), ["x", "x"], 2, 50, seed=0)  # fmt: skip
+    powered = shares(table, "prediction_powered")
+    # 0.5 less the error on the one gold group: (1 - 2) / 2 for label 1 -> 1.0.
+    assert powered.loc[1, "estimate"] == pytest.approx(1.0)
+    assert table.loc[table["method"] != "model", ["ci_low", "ci_high"]].isna().all().all()
+    assert table.loc[table["method"] == "model", "ci_low"].notna().all()
+
+
 def test_no_gold_rows_gives_nan_for_the_gold_and_prediction_powered_shares():
     table = label_shares(np.array([0, 1]), ["a", "b"], np.array([], dtype=int),
                          np.array([], dtype=int), [], 2, 50, seed=0)  # fmt: skip

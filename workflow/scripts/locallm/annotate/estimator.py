@@ -24,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 METHODS = ("model", "gold", "prediction_powered")
+# Resampling one group gives the same share every time: an interval of zero width that claims a
+# certainty the data cannot give. With fewer groups than this, the interval is left empty (NaN).
+MIN_GROUPS = 2
 
 
 def group_counts(
@@ -82,11 +85,18 @@ def label_shares(
     boot = estimates(
         resample_weights(len(pop_rows), n_boot, rng), resample_weights(len(gold_rows), n_boot, rng)
     )
+    too_few = {
+        "model": len(pop_rows) < MIN_GROUPS,
+        "gold": len(gold_rows) < MIN_GROUPS,
+        "prediction_powered": min(len(pop_rows), len(gold_rows)) < MIN_GROUPS,
+    }
     rows = []
     for method in METHODS:
         with warnings.catch_warnings():  # a method without gold rows is NaN in every resample
             warnings.simplefilter("ignore", RuntimeWarning)
             low, high = np.nanpercentile(boot[method], [2.5, 97.5], axis=0)
+        if too_few[method]:
+            low, high = np.full(n_labels, np.nan), np.full(n_labels, np.nan)
         for label in range(n_labels):
             rows.append(
                 {
