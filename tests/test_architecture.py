@@ -16,11 +16,11 @@ STAGE_ORDER = [
     "data",
     "filtering",
     "task",
-    "annotate",
     "model",
     "train",
     "infer",
     "evaluation",
+    "annotate",
     "export",
     "report",
 ]

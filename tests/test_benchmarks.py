@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import pandas as pd
 from conftest import ROOT
 from locallm.config import load_config
@@ -358,3 +359,40 @@ def test_data_half_plan_lists_the_jobs_and_mem_mb_of_each_data_rule(tmp_path, ca
     printed = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines()[2:]}
     assert rows["minhash"][0] == "4" and rows["dedup_bucket"][0] == "4" and rows["split"][0] == "1"
+
+
+def test_estimate_coverage_runs_on_a_small_labelled_table(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["spoken", "written"], 300)
+    # A model right 80% of the time.
+    flipped = np.where(truth == "spoken", "written", "spoken")
+    label = np.where(rng.random(300) < 0.8, truth, flipped)
+    passages = pd.DataFrame(
+        {"group_id": np.repeat(np.arange(30), 10), "sotu_type": truth, "predicted_label": label}
+    )
+    write_table(passages, tmp_path / "passages.parquet")
+    summary = benchmark("estimate_coverage").main(
+        ["--passages", str(tmp_path / "passages.parquet"), "--gold-groups", "6", "--draws", "5",
+         "--bootstrap", "50", "--config", str(ROOT / "config" / "config.yaml")]
+    )  # fmt: skip
+    assert sorted(summary["method"].unique()) == ["gold", "model", "prediction_powered"]
+    assert summary["coverage"].between(0, 1).all() and (summary["mean_width"] > 0).all()
+    assert "model accuracy" in capsys.readouterr().out
+
+
+def test_annotate_speed_runs_both_paths_on_a_tiny_model(tmp_path, capsys):
+    from test_inference import TEXTS, rows_of, tiny_llama, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tiny_llama(tokenizer).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    write_table(pd.DataFrame(rows_of(TEXTS)), tmp_path / "rows.parquet")
+    table = benchmark("annotate_speed").main(
+        ["--base", str(tmp_path / "base"), "--table", str(tmp_path / "rows.parquet"),
+         "--rows", "4", "--repeats", "1", "--threads", "1",
+         "--config", str(ROOT / "config" / "test.yaml")]
+    )  # fmt: skip
+    assert table["path"].tolist() == ["evaluation path", "annotate job"]
+    assert (table["rows"] == 4).all() and (table["rows_per_cpu_s"] > 0).all()
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "same labels on both paths: True" in printed

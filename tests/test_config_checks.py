@@ -9,9 +9,17 @@ from locallm.config_checks import config_problems
 TEST_CONFIG = ROOT / "config" / "test.yaml"
 
 
+def raw_test_config() -> dict:
+    """config/test.yaml as written, less its annotate section: it names a variant and a metadata
+    column that the tests here replace (annotate's own checks: tests/test_annotate.py)."""
+    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw.pop("annotate", None)
+    return raw
+
+
 def problems(**sections) -> list[str]:
     """The problems of config/test.yaml with `sections` merged over its sections."""
-    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw = raw_test_config()
     for name, values in sections.items():
         raw[name] = {**raw.get(name, {}), **values}
     return config_problems(with_defaults(raw))
@@ -117,7 +125,7 @@ def test_a_bad_prompt_stops_the_run_before_any_job(tmp_path):
 )
 def test_a_good_enough_threshold_outside_its_metric_range_is_named(metric, threshold, fine):
     good_enough = {"metric": metric, "threshold": threshold}
-    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw = raw_test_config()
     raw.setdefault("evaluation", {})["good_enough"] = good_enough
     if fine:
         assert config_problems(with_defaults(raw)) == []
@@ -163,7 +171,7 @@ def test_a_base_in_an_existing_folder_that_does_not_exist_is_not_a_hub_id(tmp_pa
 
 @pytest.mark.parametrize("name", ["base", "converted", "fetched"])
 def test_a_variant_named_like_a_workflow_folder_is_named_with_the_fix(name):
-    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw = raw_test_config()
     raw["variants"] = {name: {}}
     assert config_problems(with_defaults(raw)) == [
         f"config variants.{name}: {name!r} is a folder the workflow writes under "
@@ -185,7 +193,7 @@ def files_config(tmp_path, files: dict[str, str], **corpus) -> dict:
     """config/test.yaml reading `files` (name: content) from tmp_path, with these corpus keys."""
     for name, content in files.items():
         (tmp_path / name).write_text(content)
-    raw = yaml.safe_load(TEST_CONFIG.read_text())
+    raw = raw_test_config()
     raw["corpus"] = {
         "source": "files",
         "paths": [str(tmp_path / "*")],

@@ -134,3 +134,29 @@ def test_a_derived_label_is_described_with_its_source_and_rule():
     assert (
         label_origin(plain) == "The label is the corpus column `party`, as the raw files give it."
     )
+
+
+def test_results_item_quotes_the_annotation_shares_and_their_assumption(tmp_path):
+    from locallm.report.reforms import _annotation
+
+    rows = [
+        {"by": "all", "value": "all", "label": label, "method": method, "estimate": share,
+         "ci_low": share - 0.1, "ci_high": share + 0.1, "n_passages": 50, "n_groups": 5,
+         "n_gold": 20, "n_gold_groups": 2, "population": "the corpus",
+         "gold_sample_of_population": True}
+        for label, share in (("spoken", 0.4), ("written", 0.6))
+        for method in ("model", "gold", "prediction_powered")
+    ]  # fmt: skip
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp_path / "estimates.tsv", sep="\t", index=False)
+    run = run_with({})
+    assert _annotation(run) == ""  # a run that did not annotate says nothing
+    run.annotation = {
+        "card": "results/annotate/card.md",
+        "estimates": str(tmp_path / "estimates.tsv"),
+    }
+    text = _annotation(run)
+    assert "| spoken | 0.400 (0.300 to 0.500) |" in text
+    assert "random sample of the annotated population" in text
+    assert "Source: `results/annotate/card.md`" in text

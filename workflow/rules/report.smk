@@ -17,6 +17,7 @@ rule report:
         predictions=PLAN.predictions,
         metrics=PLAN.metrics,
         decision=[PATHS.decision] if PLAN.evaluated else [],
+        annotation=list(PLAN.annotation_report_files.values()),
     output:
         reforms=report(
             PATHS.reforms,
@@ -63,6 +64,7 @@ rule report:
         trained=list(TRAINED_STAGES),
         lengths=PLAN.variant_lengths,
         benchmarks=PATHS.benchmarks,
+        annotation=list(PLAN.annotation_report_files),
     script:
         "../scripts/write_report.py"
 

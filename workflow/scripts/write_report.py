@@ -26,6 +26,7 @@ with log_to(snakemake.log[0]):
         # The run's results folder: REFORMS.md is in its report/ folder.
         results=str(Path(snakemake.output.reforms).parents[1]),
         benchmarks=snakemake.params.benchmarks,
+        annotation=dict(zip(snakemake.params.annotation, snakemake.input.annotation, strict=True)),
     )
     write_report(
         run,

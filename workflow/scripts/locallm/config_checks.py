@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from locallm.annotate.checks import annotate_problems
 from locallm.config import variant_settings
 from locallm.data.readers import peek_columns
 from locallm.data.sotu import COLUMNS as SOTU_COLUMNS
@@ -71,7 +72,7 @@ def config_problems(config: dict[str, Any]) -> list[str]:
                 "config evaluation.perplexity needs a validation split but split.validation is 0; "
                 "give it a share or set evaluation.perplexity: false"
             )
-    return problems
+    return problems + annotate_problems(config)
 
 
 def unknown_prompt_columns(config: dict[str, Any]) -> list[str]:

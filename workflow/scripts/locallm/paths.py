@@ -80,6 +80,22 @@ class Paths:
     confusion_png: str = "eval/confusion.png"
     calibration: str = "eval/calibration.png"
     decision: str = "eval/decision.md"
+    # annotation (choose_stage, annotate_input, annotate_shard, gather_annotations,
+    # estimate_shares, annotation_card, annotate_csv)
+    annotate_choice: str = "annotate/choice.json"
+    annotate_input: str = "annotate/input.parquet"
+    annotate_rejects: str = "annotate/rejects.parquet"
+    annotate_counts: str = "annotate/input_counts.tsv"
+    annotate_shard: str = "annotate/shards/{shard}.parquet"
+    annotate_partial: str = "annotate/partial/{shard}"
+    annotated_passages: str = "annotate/passages.parquet"
+    annotated_documents: str = "annotate/documents.parquet"
+    annotate_accounting: str = "annotate/accounting.tsv"
+    estimates: str = "annotate/estimates.tsv"
+    estimates_png: str = "annotate/estimates.png"
+    annotation_card: str = "annotate/card.md"
+    annotated_passages_csv: str = "annotate/passages.csv"
+    annotated_documents_csv: str = "annotate/documents.csv"
     # export (export_gguf, export_chosen)
     export: str = "export/{variant}/{stage}"
     export_chosen: str = "export/chosen.json"

@@ -116,6 +116,7 @@ class Plan:
         self.cores = cores
         self.shards = [f"{i:03d}" for i in range(config["corpus"]["shards"])]
         self.infer_shards = [f"{i:03d}" for i in range(config["inference"]["shards"])]
+        self.annotate_shards = [f"{i:03d}" for i in range(config["annotate"]["shards"])]
         self.stages = list(config["inference"]["stages"])
         self.variants = {name: self._variant(name) for name in config["variants"]}
         # One tokenize job per distinct tokenization, run with the settings of its first variant.
@@ -217,6 +218,14 @@ class Plan:
             return {**FIXED_RESOURCES.get(rule, {}), "mem_mb": self.data_memory[rule]}
         if rule in FIXED_RESOURCES:
             return FIXED_RESOURCES[rule]
+        if rule == "annotate_shard":
+            # Inference over the annotate shards, which share the cores among themselves.
+            inference = self.config["inference"]
+            return {
+                "threads": self._share_cores(inference["threads"], len(self.annotate_shards)),
+                "mem_mb": inference["mem_mb"],
+                "runtime": inference["runtime"],
+            }
         if rule in ("bootstrap_base", "convert_gguf"):
             # Each runs alone before training (one base; one conversion per GGUF file).
             training = self.config["training"]
@@ -427,6 +436,100 @@ class Plan:
         corpus = self.config["corpus"]
         return corpus["metadata_columns"] + list(corpus["derived_columns"])
 
+    # --- annotation ---------------------------------------------------------------------------
+
+    @property
+    def annotated(self) -> bool:
+        """True when the run annotates with the chosen stage (a classification task, evaluated)."""
+        return self.evaluated
+
+    @property
+    def annotation_candidates(self) -> list[tuple[str, str]]:
+        """The variant x stage pairs annotation may load: the named one, or every evaluated one
+        (the decision is read from metrics.tsv at job time, so the DAG holds them all)."""
+        use = self.config["annotate"]["use"]
+        if use != "decision":
+            return [(use["variant"], use["stage"])]
+        return [(v, s) for v in self.variants for s in self.stages]
+
+    @property
+    def annotation_models(self) -> dict[str, dict[str, Any]]:
+        """{"variant/stage": loading settings, base folder, adapter folder} of each candidate."""
+        models = {}
+        for variant, stage in self.annotation_candidates:
+            folders = self.stage_model(variant, stage)
+            models[f"{variant}/{stage}"] = {
+                "model": self.variants[variant].loading.params(),
+                "base": folders.get("base"),
+                "adapter": folders.get("adapter"),
+            }
+        return models
+
+    @property
+    def annotation_files(self) -> list[str]:
+        """The user's files annotate.input names (besides `corpus`), sorted."""
+        patterns = [p for p in self.config["annotate"]["input"] if p != "corpus"]
+        return corpus_paths(patterns) if patterns else []
+
+    def annotate_input_files(self, wildcards: Any) -> dict[str, Any]:
+        """The annotate_input job's inputs: the kept corpus shards, the splits, the user's files."""
+        files: dict[str, Any] = {"user_files": self.annotation_files}
+        if "corpus" in self.config["annotate"]["input"]:
+            files["filtered"] = [self.paths.filtered.format(shard=shard) for shard in self.shards]
+            files.update({split: self.paths.split.format(split=split) for split in SPLITS})
+        return files
+
+    def annotate_shard_input(self, wildcards: Any) -> dict[str, Any]:
+        """An annotate job's inputs: its table, the choice, every candidate's model folders, and
+        the train and test splits when a candidate is few-shot (its examples)."""
+        folders = sorted(
+            {f for v, s in self.annotation_candidates for f in self.stage_model(v, s).values()}
+        )
+        files: dict[str, Any] = {
+            "table": self.paths.annotate_input,
+            "choice": self.paths.annotate_choice,
+            "models": folders,
+        }
+        if any(stage == "fewshot" for _, stage in self.annotation_candidates):
+            files["train"] = self.paths.split.format(split="train")
+            files["test"] = self.paths.split.format(split="test")
+        return files
+
+    @property
+    def annotation_report_files(self) -> dict[str, str]:
+        """The annotation files the report cites, by role (none when the run does not annotate)."""
+        if not self.annotated:
+            return {}
+        paths = self.paths
+        return {
+            "card": paths.annotation_card,
+            "estimates": paths.estimates,
+            "passages": paths.annotated_passages,
+            "documents": paths.annotated_documents,
+        }
+
+    @property
+    def annotation_targets(self) -> list[str]:
+        """The tables, estimates and card of annotation (and the CSV copies when asked)."""
+        if not self.annotated:
+            return []
+        paths = self.paths
+        targets = [
+            paths.annotated_passages,
+            paths.annotated_documents,
+            paths.annotate_accounting,
+            paths.estimates,
+            paths.estimates_png,
+            paths.annotation_card,
+        ]
+        if self.config["annotate"]["csv"]:
+            targets += [paths.annotated_passages_csv, paths.annotated_documents_csv]
+        return targets
+
+    def annotate_partial(self, wildcards: Any, output: Any) -> str:
+        """Chunks of an annotate job, outside its output so they survive a killed job."""
+        return self.paths.annotate_partial.format(shard=wildcards.shard)
+
     # --- export -------------------------------------------------------------------------------
 
     def export_model_path(self, variant: str, stage: str) -> str:
@@ -545,4 +648,5 @@ class Plan:
             evaluation = [paths.metrics, paths.comparison, paths.decision]
         report = [paths.reforms]
         models = self.trained_models + self.predictions
-        return data + lengths + models + evaluation + self.export_targets + report
+        annotation = self.annotation_targets
+        return data + lengths + models + evaluation + annotation + self.export_targets + report

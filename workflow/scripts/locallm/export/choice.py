@@ -25,6 +25,7 @@ def chosen_by_decision(metrics_tsv: str | os.PathLike) -> tuple[str, str] | None
     variant x stage is good enough or no threshold was set."""
     import pandas as pd
 
+    from locallm.annotate.choice import best_model
     from locallm.evaluation.decision import cheapest_good_enough
 
     metrics = pd.read_csv(metrics_tsv, sep="\t")
@@ -33,7 +34,9 @@ def chosen_by_decision(metrics_tsv: str | os.PathLike) -> tuple[str, str] | None
     best = cheapest_good_enough(metrics)
     if best.empty:
         return None
-    row = best.sort_values(["value", "variant"], ascending=[False, True], kind="stable").iloc[0]
+    # The tie-break annotation uses (locallm.annotate.choice), so that the exported file is the
+    # model that labelled the corpus.
+    row = best_model(best)
     return str(row["variant"]), str(row["stage"])
 
 

@@ -189,6 +189,51 @@ def generation_settings(
     return recorded
 
 
+def load_for_inference(
+    model_settings: dict[str, Any],
+    base_path: str | Path,
+    adapter_dir: str | Path | None,
+    dtype: torch.dtype,
+    settings: dict[str, Any],
+):
+    """The stage's model (in eval mode) and tokenizer, loaded in the inference dtype, with the
+    prompt format its stage uses (chat template, or plain-text completion for a base model)."""
+    from locallm.model.loading import load_stage_model
+
+    log.info("inference in %s (inference.precision %s)", dtype, settings["precision"])
+    model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir, dtype=dtype)
+    model.eval()
+    # A trained stage's tokenizer already holds the format its data was tokenized in.
+    kind = apply_prompt_format(tokenizer, model_settings)
+    log.info("prompt format: %s", kind)
+    return model, tokenizer
+
+
+def predict_rows(
+    model,
+    tokenizer,
+    rows: pd.DataFrame,
+    task: dict[str, Any],
+    examples: pd.DataFrame,
+    settings: dict[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    """Predictions of a loaded model for table rows (prompts fitted to its context): one per row,
+    with what the fitting did (`text_cut`, `text_seen`, `examples_cut`, `prompt_tokens`) and the
+    model's size (the infer and annotate jobs share this path)."""
+    from locallm.model.loading import parameter_count
+
+    fitted = fit_to_context(
+        model, tokenizer, rows.to_dict("records"), task, examples.to_dict("records"), settings
+    )
+    labels = task["labels"] if task["kind"] == "classify" else []
+    predicted = predict(model, tokenizer, fitted.conversations, settings, labels, seed)
+    predicted = predicted.assign(**fitted.columns())
+    # What the run cost grows with: the model's size (counted as loaded, adapters included).
+    predicted["model_params"] = parameter_count(model)
+    return predicted
+
+
 def infer_shard(
     *,
     table: str | Path,
@@ -211,7 +256,7 @@ def infer_shard(
     Given `examples_table` (the train split: stage fewshot), every prompt starts with the same
     inference.fewshot_k solved examples per label, drawn with the seed; their doc_ids are recorded.
     """
-    from locallm.model.loading import load_stage_model, parameter_count, resolve_base_path
+    from locallm.model.loading import resolve_base_path
     from locallm.model.precision import inference_dtype
     from locallm.task.prompts import fewshot_examples
 
@@ -234,20 +279,10 @@ def infer_shard(
     base_path = resolve_base_path(model_settings, built_dir=base_dir)
     predictions = rows[keep].copy()
     if len(rows):
-        log.info("inference in %s (inference.precision %s)", dtype, settings["precision"])
-        model, tokenizer = load_stage_model(model_settings, base_path, adapter_dir, dtype=dtype)
-        model.eval()
-        # A trained stage's tokenizer already holds the format its data was tokenized in.
-        kind = apply_prompt_format(tokenizer, model_settings)
-        log.info("prompt format: %s", kind)
-        fitted = fit_to_context(
-            model, tokenizer, rows.to_dict("records"), task, examples.to_dict("records"), settings
+        model, tokenizer = load_for_inference(
+            model_settings, base_path, adapter_dir, dtype, settings
         )
-        labels = task["labels"] if task["kind"] == "classify" else []
-        predicted = predict(model, tokenizer, fitted.conversations, settings, labels, seed)
-        predicted = predicted.assign(**fitted.columns())
-        # What the run cost grows with: the model's size (counted as loaded, adapters included).
-        predicted["model_params"] = parameter_count(model)
+        predicted = predict_rows(model, tokenizer, rows, task, examples, settings, seed)
         predictions = pd.concat([predictions, predicted], axis=1)
         unmatched = int(predictions["unmatched"].sum())
         if unmatched:

@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from locallm.code_version import REPLICATION
 from locallm.tables import atomic_path
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ WORKFLOW_PATHS = [
     "requirements-dev.txt",
     "pyproject.toml",
 ]
-REPLICATION = "replication"
 # The package this repository installs (pyproject.toml); not on any index.
 PROJECT = "locallm"
 # torch's CPU wheels (the `+cpu` versions a CPU run locks) are only on PyTorch's own index.

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
 import sys
 from importlib.metadata import distributions
 from pathlib import Path
@@ -13,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from locallm.code_version import git_state
 from locallm.hashing import sha256
 from locallm.machine import cpu_flags, cpu_model, memory_gb
-from locallm.report.archive import REPLICATION
 
 CHECKSUM_COLUMNS = ["role", "path", "bytes", "sha256"]
 
@@ -45,40 +43,6 @@ def checksums(files_by_role: dict[str, list[str | os.PathLike]]) -> pd.DataFrame
                     }
                 )
     return pd.DataFrame(rows, columns=CHECKSUM_COLUMNS)
-
-
-def _git(repo: Path, *args: str) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout
-
-
-def git_state(repo: str | os.PathLike) -> dict[str, Any]:
-    """The commit checked out in `repo` and whether tracked files differ from it (None: no git).
-
-    An unpacked archive has no git: its replication/manifest.json names the commit it was made
-    from, and the state says it came from there.
-    """
-    repo = Path(repo)
-    commit = _git(repo, "rev-parse", "HEAD")
-    if commit is None:
-        manifest = repo / REPLICATION / "manifest.json"
-        if manifest.is_file():
-            made_from = json.loads(manifest.read_text())
-            return {
-                "commit": made_from.get("commit"),
-                "dirty": made_from.get("dirty"),
-                "changed_files": [],
-                "source": f"{REPLICATION}/manifest.json (an unpacked archive, not a git checkout)",
-            }
-        return {"commit": None, "dirty": None, "changed_files": []}
-    changed = _git(repo, "status", "--porcelain", "--untracked-files=no") or ""
-    files = [line[3:] for line in changed.splitlines() if line.strip()]
-    return {"commit": commit.strip(), "dirty": bool(files), "changed_files": files}
 
 
 def installed_packages() -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from locallm.annotate.card import estimates_section
 from locallm.config import tokenization_id, variant_settings
 from locallm.model.facts import TINY, base_licence
 from locallm.model.sources import builtin_name, gguf_sources
@@ -323,6 +324,21 @@ def _metrics(run: Run) -> str:
         + "\n\n"
         + AUTHOR
         + " Why the metric that selects the model suits the task."
+        + _annotation(run)
+    )
+
+
+def _annotation(run: Run) -> str:
+    """The label shares of the annotated corpus and what they assume (from the annotation card)."""
+    if not run.annotation:
+        return ""
+    estimates = run.table(run.annotation["estimates"])
+    return (
+        "\n\nThe corpus annotated with the chosen stage (results/annotate/card.md says which and "
+        "why); each label's share, three ways:\n\n"
+        + "\n".join(estimates_section(estimates))
+        + "\n\n"
+        + cite(run.annotation["card"], run.annotation["estimates"])
     )
 
 

@@ -37,6 +37,8 @@ class Run:
     decision: str | None = None  # decision.md of the evaluate rule, when the run evaluates
     results: str = "results"  # the run's results folder (results/NAME, locallm.paths)
     benchmarks: str = "benchmarks"  # its benchmarks folder (benchmarks/NAME)
+    # card, estimates, passages, documents of the annotate folder, when the run annotates
+    annotation: dict[str, str] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 

@@ -46,6 +46,7 @@ def write_report(
         ],
         "predictions": list(run.predictions.values()),
         "metrics": [run.metrics] if run.metrics else [],
+        "annotation": list(run.annotation.values()),
         "report": [run.ingest_report, run.filter_report, run.split_report, reforms, data_card],
     }
     write_tsv(checksums(cited), checksums_tsv)

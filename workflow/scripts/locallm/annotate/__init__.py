@@ -1,0 +1,1 @@
+"""Annotation: the chosen stage labels the corpus; label shares with prediction-powered CIs."""
