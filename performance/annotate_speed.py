@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     config = load_config(args.config)
     task, settings = config["task"], dict(config["inference"])
     rows = read_table(args.table).head(args.rows).reset_index(drop=True)
+    training = config["training"]
     model_settings = {"base": str(args.base), "method": args.method, "trust_remote_code": False}
+    # The prompt format the config's variants use (chat template, or a base model's completion).
+    model_settings |= {
+        k: training[k] for k in ("chat_template", "prompt_format", "completion_format")
+    }
     dtype = inference_dtype(settings["precision"])
     load_cpu, load_wall, (model, tokenizer) = timed(
         lambda: load_for_inference(model_settings, args.base, args.adapter, dtype, settings)

@@ -27,7 +27,10 @@ def job_arguments(tmp_path, base, output):
     choice = {"variant": "v", "stage": "base", "chosen_by": "named", "good_enough": None}
     (tmp_path / "choice.json").write_text(json.dumps(choice))
     settings = dict(with_defaults({"inference": {"max_cut_share": 1.0}})["inference"])
+    defaults = with_defaults()["training"]
     model = {"base": str(base), "method": "lora", "trust_remote_code": False}
+    # How prompts are rendered: the schema's defaults (a model with a chat template keeps it).
+    model |= {k: defaults[k] for k in ("chat_template", "prompt_format", "completion_format")}
     return dict(
         table=tmp_path / "input.parquet", choice=tmp_path / "choice.json", output=output,
         partial_dir=tmp_path / "partial" / output.stem, shard=1, shards=2, chunk_rows=3,

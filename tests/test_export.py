@@ -203,6 +203,7 @@ def test_decision_exports_the_cheapest_good_enough_stage_and_its_best_variant(tm
             "stage": ["base", "base", "sft", "sft", "majority"],
             "metric": ["macro_f1"] * 5,
             "value": [0.5, 0.6, 0.9, 0.8, 0.3],
+            "ci_low": [0.4, 0.5, 0.8, 0.7, 0.2],
             "good_enough": [False, False, True, True, None],
         }
     )

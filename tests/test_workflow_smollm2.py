@@ -10,14 +10,14 @@ import pytest
 from conftest import copy_workflow, snakemake
 
 CONFIG = "config/test_smollm2.yaml"
-CONVERTED = "results/smollm2/models/converted/smollm2-135m-instruct"
+CONVERTED = "results/test_smollm2/models/converted/smollm2-135m-instruct"
 STAGES = ["base", "fewshot", "sft"]
 
 
 @pytest.fixture(scope="module")
 def smollm2_workflow(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smollm2"))
-    targets = [f"results/smollm2/predictions/qlora/{stage}.parquet" for stage in STAGES]
+    targets = [f"results/test_smollm2/predictions/qlora/{stage}.parquet" for stage in STAGES]
     snakemake(workdir, *targets, configfile=CONFIG)
     return workdir
 
@@ -30,7 +30,7 @@ def test_the_builtin_base_is_fetched_checked_and_converted(smollm2_workflow):
 
 
 def test_two_qlora_steps_train_real_4bit_layers(smollm2_workflow):
-    sft = smollm2_workflow / "results/smollm2/models/qlora/sft"
+    sft = smollm2_workflow / "results/test_smollm2/models/qlora/sft"
     info = json.loads((sft / "run_info.json").read_text())
     assert info["method"] == "qlora" and info["linear_4bit_layers"] > 0
     assert len(pd.read_csv(sft / "train_log.tsv", sep="\t")) == 2
@@ -38,10 +38,10 @@ def test_two_qlora_steps_train_real_4bit_layers(smollm2_workflow):
 
 
 def test_each_stage_classifies_every_test_row_into_a_label(smollm2_workflow):
-    test = pd.read_parquet(smollm2_workflow / "results/smollm2/splits/test.parquet")
+    test = pd.read_parquet(smollm2_workflow / "results/test_smollm2/splits/test.parquet")
     assert 4 <= len(test) <= 24
     for stage in STAGES:
-        path = smollm2_workflow / f"results/smollm2/predictions/qlora/{stage}.parquet"
+        path = smollm2_workflow / f"results/test_smollm2/predictions/qlora/{stage}.parquet"
         predictions = pd.read_parquet(path)
         assert sorted(predictions.doc_id) == sorted(test.doc_id)
         assert set(predictions.parsed_label) <= {"spoken", "written"}

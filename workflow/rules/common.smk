@@ -2,6 +2,7 @@
 # what the DAG needs, worked out once per run without torch) and PATHS (locallm.paths). Rules call
 # PLAN's methods directly as input, params and resource functions.
 
+import functools
 import mimetypes
 import sys
 
@@ -16,7 +17,6 @@ if problem := installed_mismatch(workflow.basedir):
 from locallm.model.sources import BUILTIN_WHEELS, WHEEL_CACHE, builtin_name
 from locallm.config import canonical, run_name, with_defaults, yaml_problems
 from locallm.config_checks import config_problems
-from locallm.export.choice import export_choice
 from locallm.paths import BUILTIN_GGUF, SOTU_JSONL
 from locallm.plan import SPLITS, TRAINED_STAGES, Plan
 from locallm.model.fetching import go_offline
@@ -78,6 +78,8 @@ if workflow.is_main_process:
 
 # Every output's path (locallm.paths); rules name them as PATHS.<name>.
 PATHS = PLAN.paths
+# export.use: decision exports what the evaluate checkpoint's metrics decide (once it has run).
+CHOSEN_EXPORT = functools.partial(PLAN.chosen_export, checkpoints)
 SHARDS = PLAN.shards
 INFER_SHARDS = PLAN.infer_shards
 VARIANTS = list(PLAN.variants)
@@ -103,15 +105,3 @@ wildcard_constraints:
     variant="|".join(VARIANTS),
     tokenization="|".join(TOKENIZATIONS),
     stage="base|fewshot|sft|dpo",
-
-
-def chosen_export(wildcards):
-    """The export folder of the variant x stage the decision picks (once evaluate has run): a
-    function of the checkpoint, so it cannot live in Plan."""
-    metrics = checkpoints.evaluate.get().output.metrics
-    choice = export_choice(config["export"], metrics)
-    return (
-        []
-        if choice is None
-        else PATHS.export.format(variant=choice[0], stage=choice[1])
-    )

@@ -31,7 +31,7 @@ rule export_gguf:
 rule export_chosen:
     input:
         metrics=PATHS.metrics,
-        folder=chosen_export,
+        folder=CHOSEN_EXPORT,
     output:
         PATHS.export_chosen,
     log:

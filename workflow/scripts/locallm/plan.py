@@ -26,7 +26,7 @@ from locallm.config import (
 )
 from locallm.data.job_memory import data_mem_table
 from locallm.data.sources import corpus_paths, files_by_shard, shards_by_file
-from locallm.export.choice import architecture_problem
+from locallm.export.choice import architecture_problem, export_choice
 from locallm.model.facts import TINY
 from locallm.model.loading import resolve_base_path
 from locallm.model.preflight import job_resources
@@ -570,6 +570,16 @@ class Plan:
     def export_pattern(self, wildcards: Any) -> str:
         """The export folder pattern, as a params function (a params string would be expanded)."""
         return self.paths.export
+
+    def chosen_export(self, checkpoints: Any, wildcards: Any) -> list[str] | str:
+        """The export folder of the variant x stage the decision picks: an input function of
+        export_chosen that reads the evaluate checkpoint's metrics once it has run (Snakemake's
+        `checkpoints` object is passed in by common.smk)."""
+        metrics = checkpoints.evaluate.get().output.metrics
+        choice = export_choice(self.config["export"], metrics)
+        return (
+            [] if choice is None else self.paths.export.format(variant=choice[0], stage=choice[1])
+        )
 
     def variant_base(self, wildcards: Any) -> str:
         return self.variant(wildcards).dpo.base

@@ -106,7 +106,7 @@ def annotate_shard(
     log.info("%s/%s shard %d: %d rows in %d chunk(s) of %d", variant, stage, shard, len(rows),
              len(starts), chunk_rows)  # fmt: skip
     dtype = inference_dtype(settings["precision"])
-    base_path = resolve_base_path(model_files["model"], bootstrapped_dir=model_files["base"])
+    base_path = resolve_base_path(model_files["model"], built_dir=model_files["base"])
     model = tokenizer = None
     examples = fewshot_examples_of(stage, train, test, task, settings["fewshot_k"], seed)
     chunks, done, started = [], 0, time.monotonic()
