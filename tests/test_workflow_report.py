@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import snakemake
+from locallm.config import load_config
 
 REPORT = "results/test/report"
 
@@ -132,6 +133,12 @@ def test_one_training_hyperparameter_replans_training_and_what_follows_only(buil
         "gather_predictions": 2 * variants,
         "perplexity": 2 * variants,
         "evaluate": 1,
+        # Annotation follows the evaluation (what it reads to choose), not its input table.
+        "choose_stage": 1,
+        "annotate_shard": load_config(built / "config/lr.yaml")["annotate"]["shards"],
+        "gather_annotations": 1,
+        "estimate_shares": 1,
+        "annotation_card": 1,
         "report": 1,
         "all": 1,
     }, text[-3000:]

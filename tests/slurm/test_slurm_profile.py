@@ -24,11 +24,12 @@ from locallm.config import load_config
 
 VARIANT = next(iter(load_config(ROOT / "config/test.yaml")["variants"]))
 # The whole test DAG: the data half, training, alignment, inference and evaluation.
+RESULTS = f"results/{load_config(ROOT / 'config/test.yaml')['name']}"
 TARGETS = [
-    "results/splits/split_report.tsv",
-    f"results/models/{VARIANT}/sft",
-    f"results/models/{VARIANT}/dpo",
-    "results/eval/metrics.tsv",
+    f"{RESULTS}/splits/split_report.tsv",
+    f"{RESULTS}/models/{VARIANT}/sft",
+    f"{RESULTS}/models/{VARIANT}/dpo",
+    f"{RESULTS}/eval/metrics.tsv",
 ]
 # A few training steps: the test is about where jobs run, not what the model learns.
 QUICK_MODEL = {
@@ -178,7 +179,7 @@ NOT_BYTE_STABLE = {".pkl"}
 
 
 # Training checkpoints are not outputs: they hold optimizer and RNG states and timings for resume.
-NOT_COMPARED = ("results/checkpoints",)
+NOT_COMPARED = (f"{RESULTS}/checkpoints",)
 
 
 def without_run_specific(path: Path) -> dict:
