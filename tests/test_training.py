@@ -230,6 +230,29 @@ def test_resumed_lora_and_qlora_training_is_bit_identical_to_an_uninterrupted_ru
         assert difference == 0.0 and losses == 0.0, method
 
 
+def test_resumed_qlora_dpo_is_bit_identical_to_an_uninterrupted_run(workspace, qlora_sft):
+    # The same restore as SFT's (optimizer, scheduler, RNGs, data order, bf16 adapters), through
+    # TRL's DPOTrainer and its frozen reference adapter.
+    cfg = config(dpo_max_steps=4, save_steps=2)
+    base = str(workspace / "base")
+    args = dict(
+        sft=str(qlora_sft),
+        preferences=str(workspace / "pref_train.parquet"),
+        base_path=base,
+        settings=settings(cfg, base),
+        seed=1,
+        threads=1,
+    )
+    straight, resumed = workspace / "dpo_straight", workspace / "dpo_resumed"
+    train_dpo(**args, output=str(straight), checkpoints=str(workspace / "ckpt" / "dpo_straight"))
+    checkpoints = str(workspace / "ckpt" / "dpo_resumed")
+    with pytest.raises(Interrupted):
+        train_dpo(**args, output=str(resumed), checkpoints=checkpoints, callbacks=[InterruptAt(3)])
+    train_dpo(**args, output=str(resumed), checkpoints=checkpoints)
+    assert len(read_log(resumed)) == len(read_log(straight))
+    assert adapter_difference(straight, resumed) == 0.0
+
+
 class InterruptAtEnd(TrainerCallback):
     """Stops a run after its last checkpoint, before the stage folder is written."""
 
