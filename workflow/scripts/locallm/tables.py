@@ -156,3 +156,14 @@ def save_figure(fig, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=suffix, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table (no tabulate dependency); numbers as written in the source file."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = [
+        "| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "/") for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *rows])

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from locallm.evaluation.decision import STAGE_NAMES
-from locallm.tables import write_text
+from locallm.tables import markdown_table, write_text
 
 HEADLINE = ["accuracy", "macro_f1", "cohen_kappa", "krippendorff_alpha", "ece"]
 
@@ -33,13 +33,6 @@ estimates <- read.delim("{folder}/estimates.tsv")
 
 DuckDB: `SELECT * FROM '{folder}/passages.parquet'`. With `annotate.csv: true`, CSV copies
 (`passages.csv`, `documents.csv`) sit beside them for Stata and SPSS."""
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """A small table as Markdown (pandas' to_markdown needs tabulate, not a dependency here)."""
-    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * table.shape[1]]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def _interval(row: pd.Series) -> str:

@@ -21,13 +21,13 @@ from locallm.report.run_files import (
     label_balance,
     label_origin,
     leakage_check,
-    markdown_table,
     metric_table,
     record_flow,
     sample_size,
     sources,
     warnings,
 )
+from locallm.tables import markdown_table
 
 
 def data_card_markdown(run: Run) -> str:

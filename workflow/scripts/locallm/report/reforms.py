@@ -24,13 +24,13 @@ from locallm.report.run_files import (
     label_balance,
     label_origin,
     leakage_check,
-    markdown_table,
     metric_table,
     read_tsv,
     record_flow,
     sample_size,
     sources,
 )
+from locallm.tables import markdown_table
 
 AUTHOR = "**For the author.**"
 

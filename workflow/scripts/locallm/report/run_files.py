@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from locallm.evaluation.decision import passage_seen
+from locallm.tables import markdown_table
 
 RUN_INFO = "run_info.json"
 
@@ -60,17 +61,6 @@ class Run:
 
 def read_tsv(path: str) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A pipe table (no tabulate dependency); numbers as written in the source file."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = [
-        "| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "/") for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([header, rule, *rows])
 
 
 def label_origin(config: dict[str, Any]) -> str:
