@@ -129,7 +129,9 @@ def test_job_resources_are_estimated_once_per_variant_and_stage(monkeypatch):
     assert plan.training_resources("a")["threads"] == 2  # auto: 4 cores shared by 2 variants
 
 
-def test_resources_of_a_rule_come_from_the_plan_alone():
+def test_resources_of_a_rule_come_from_the_plan_alone(tmp_path, monkeypatch):
+    # In an empty folder: the demo corpus (resources/sotu/sotu.jsonl) is not there to be sized.
+    monkeypatch.chdir(tmp_path)
     plan = Plan(with_defaults({"variants": {"a": {"mem_mb": 3000}, "b": {}}}), cores=4)
     wildcards = job("a")
     sft = plan.resources("sft")
@@ -138,8 +140,8 @@ def test_resources_of_a_rule_come_from_the_plan_alone():
     }
     assert plan.threads("sft")(wildcards) == 2  # auto: 4 cores shared by 2 variants
     assert plan.threads("merge") == 1 and set(plan.resources("merge")) == {"mem_mb"}
-    # Data-half jobs ask memory from the corpus size (locallm.data.job_memory): the demo's
-    # sotu.jsonl does not exist yet here, so each asks its fixed part alone.
+    # Data-half jobs ask memory from the corpus size (locallm.data.job_memory): with no corpus file
+    # yet, each asks its fixed part alone.
     assert plan.threads("dedup") == 1 and plan.resources("dedup") == {"mem_mb": 500}
     assert plan.resources("dedup_bucket") == {"mem_mb": 400}
     assert plan.threads("gather_predictions") == 1 and plan.resources("gather_predictions") == {}
